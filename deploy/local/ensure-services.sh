@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Makes sure the local services the demo and the test suite use are there and running.
+set -euo pipefail
+
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  if ! command -v redis-server >/dev/null 2>&1; then
+    echo "installing redis-server (Debian package)"
+    apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+  fi
+  echo "starting redis-server on 127.0.0.1:6379"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+  for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null

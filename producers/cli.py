@@ -1,0 +1,7 @@
+"""Carrier-side commands: ``parcelstream publish`` and ``parcelstream simulate``."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer()

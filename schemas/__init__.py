@@ -1,0 +1,1 @@
+"""Contracts between the stages: Avro schemas, the codec, topics and the shared vocabulary."""

@@ -1,0 +1,80 @@
+"""Shared fixtures: one embedded broker per test session, factories for unique topics and Redis
+key prefixes, so every integration test owns its topics, consumer groups and keys."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from deploy.embedded import EmbeddedBroker, check_redis, create_topics
+from schemas.topics import TopicNames
+
+REDIS_URL = os.environ.get("PARCELSTREAM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def unique(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[EmbeddedBroker]:
+    """The embedded Tansu broker, started once for the whole session (or an external one given in
+    PARCELSTREAM_TEST_BOOTSTRAP_SERVERS, e.g. Apache Kafka)."""
+    external = os.environ.get("PARCELSTREAM_TEST_BOOTSTRAP_SERVERS")
+    if external:
+        host, _, port = external.rpartition(":")
+        yield EmbeddedBroker(port=int(port))
+        return
+    embedded = EmbeddedBroker()
+    embedded.start()
+    try:
+        yield embedded
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def bootstrap_servers(broker: EmbeddedBroker) -> str:
+    return os.environ.get("PARCELSTREAM_TEST_BOOTSTRAP_SERVERS") or broker.bootstrap_servers
+
+
+@pytest.fixture
+def topics_factory(bootstrap_servers: str) -> Callable[..., TopicNames]:
+    """Create the pipeline's topics under a fresh prefix: ``topics_factory(partitions=4)``."""
+
+    def make(partitions: int = 4) -> TopicNames:
+        names = TopicNames(unique("t"))
+        create_topics(bootstrap_servers, names.prefix, partitions)
+        return names
+
+    return make
+
+
+@pytest.fixture
+def topics(topics_factory: Callable[..., TopicNames]) -> TopicNames:
+    return topics_factory()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    check_redis(REDIS_URL)
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A unique key prefix; every key under it is deleted after the test."""
+    import redis
+
+    prefix = unique("ps-test")
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
