@@ -15,7 +15,6 @@ import typer
 from rich.console import Console
 
 from deploy.embedded import EmbeddedBroker, StackError, check_redis, create_topics
-from schemas.settings import PipelineSettings
 
 console = Console(stderr=True)
 app = typer.Typer(
@@ -38,7 +37,9 @@ def _stop_on_signals() -> threading.Event:
 
 @dev.command("up")
 def dev_up(
-    port: int = typer.Option(0, help="Broker port on 127.0.0.1; 0 picks a free one.", envvar="PARCELSTREAM_BROKER_PORT"),
+    port: int = typer.Option(
+        0, help="Broker port on 127.0.0.1; 0 picks a free one.", envvar="PARCELSTREAM_BROKER_PORT"
+    ),
     redis_url: str = typer.Option("redis://127.0.0.1:6379/0", envvar="PARCELSTREAM_REDIS_URL", help="Redis to check."),
     topic_prefix: str = typer.Option("parcelstream", envvar="PARCELSTREAM_TOPIC_PREFIX", help="Topic name prefix."),
     partitions: int = typer.Option(4, envvar="PARCELSTREAM_PARTITIONS", help="Partitions per topic."),

@@ -79,9 +79,19 @@ class EmbeddedBroker:
         url = f"tcp://127.0.0.1:{self.port}"
         with open(self.log_path, "wb") as log:
             self._process = subprocess.Popen(
-                [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-                 "--storage-engine", "memory://tansu/"],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    binary,
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self._wait_ready(timeout)
         return self.bootstrap_servers

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
-SCANS_PUBLISHED = Counter(
-    "parcelstream_scans_published_total", "Scans acknowledged by the broker", ["source", "code"]
-)
+SCANS_PUBLISHED = Counter("parcelstream_scans_published_total", "Scans acknowledged by the broker", ["source", "code"])
 MANIFESTS_PUBLISHED = Counter(
     "parcelstream_manifests_published_total", "Manifests acknowledged by the broker", ["unit_type"]
 )

@@ -111,9 +111,7 @@ class Codec:
         """Encode with the newest (or the given) version of ``record_name``'s schema."""
         schema = self.latest(record_name)
         if version is not None and version != schema.version:
-            schema = next(
-                s for s in self._by_id.values() if s.record_name == record_name and s.version == version
-            )
+            schema = next(s for s in self._by_id.values() if s.record_name == record_name and s.version == version)
         buffer = io.BytesIO()
         buffer.write(_HEADER.pack(MAGIC_BYTE, schema.schema_id))
         try:
@@ -149,13 +147,13 @@ class Codec:
         buffer = io.BytesIO(data)
         buffer.seek(_HEADER.size)
         try:
-            value = fastavro.schemaless_reader(
-                buffer, writer.parsed, None if reader is writer else reader.parsed
-            )
-        except Exception as error:  # noqa: BLE001 - any failure inside fastavro means a corrupt body
+            value = fastavro.schemaless_reader(buffer, writer.parsed, None if reader is writer else reader.parsed)
+        except Exception as error:
             raise DecodeError("corrupt_body", f"{writer.record_name} body does not decode: {error!r}") from error
         if buffer.tell() != len(data):
-            raise DecodeError("trailing_bytes", f"{len(data) - buffer.tell()} bytes after the {writer.record_name} body")
+            raise DecodeError(
+                "trailing_bytes", f"{len(data) - buffer.tell()} bytes after the {writer.record_name} body"
+            )
         return Decoded(writer.record_name, schema_id, value)
 
 

@@ -44,36 +44,70 @@ class TopicSpec:
 
 
 SCANS: Final = TopicSpec(
-    "scans", "tracking number, or handling unit id for unit scans", "ScanEvent", "delete", 14 * DAY_MS,
+    "scans",
+    "tracking number, or handling unit id for unit scans",
+    "ScanEvent",
+    "delete",
+    14 * DAY_MS,
     "Scan events published by carriers",
 )
 MANIFESTS: Final = TopicSpec(
-    "manifests", "handling unit id", "Manifest", "delete", 60 * DAY_MS,
+    "manifests",
+    "handling unit id",
+    "Manifest",
+    "delete",
+    60 * DAY_MS,
     "Handling-unit membership: parcels in bags, bags in ULDs or containers",
 )
 SCANS_FANOUT: Final = TopicSpec(
-    "scans-fanout", "tracking number or inner handling unit id", "ScanEvent", "delete", 14 * DAY_MS,
+    "scans-fanout",
+    "tracking number or inner handling unit id",
+    "ScanEvent",
+    "delete",
+    14 * DAY_MS,
     "Internal to streams: unit scans copied to each member of the unit",
 )
 PARCEL_STATE: Final = TopicSpec(
-    "parcel-state", "tracking number", "ParcelState", "compact", -1,
+    "parcel-state",
+    "tracking number",
+    "ParcelState",
+    "compact",
+    -1,
     "Current state of every parcel (latest value per key)",
 )
 STATUS_UPDATES: Final = TopicSpec(
-    "status-updates", "tracking number", "StatusUpdate", "delete", 30 * DAY_MS,
+    "status-updates",
+    "tracking number",
+    "StatusUpdate",
+    "delete",
+    30 * DAY_MS,
     "Customer-visible status changes, each with a stable update_id",
 )
 SLA_EVENTS: Final = TopicSpec(
-    "sla-events", "tracking number", "SlaEvent", "delete", 30 * DAY_MS,
+    "sla-events",
+    "tracking number",
+    "SlaEvent",
+    "delete",
+    30 * DAY_MS,
     "SLA at-risk warnings, breaches and recoveries",
 )
 DEAD_LETTERS: Final = TopicSpec(
-    "dead-letters", "the rejected message's key, if any", "DeadLetter", "delete", 30 * DAY_MS,
+    "dead-letters",
+    "the rejected message's key, if any",
+    "DeadLetter",
+    "delete",
+    30 * DAY_MS,
     "Input any stage could not process, with the reason",
 )
 
 ALL_TOPICS: Final[tuple[TopicSpec, ...]] = (
-    SCANS, MANIFESTS, SCANS_FANOUT, PARCEL_STATE, STATUS_UPDATES, SLA_EVENTS, DEAD_LETTERS,
+    SCANS,
+    MANIFESTS,
+    SCANS_FANOUT,
+    PARCEL_STATE,
+    STATUS_UPDATES,
+    SLA_EVENTS,
+    DEAD_LETTERS,
 )
 #: Read together by one stream-processor agent; their keys must land in matching partitions.
 CO_PARTITIONED: Final[tuple[TopicSpec, ...]] = (SCANS, MANIFESTS, SCANS_FANOUT)

@@ -22,9 +22,7 @@ EVENT_TIME_LAG = Histogram(
 CONSUMER_LAG = Gauge(
     "parcelstream_consumer_lag", "Messages behind the partition's end", ["group", "topic", "partition"]
 )
-STATUS_UPDATES = Counter(
-    "parcelstream_status_updates_total", "Customer-visible status changes emitted", ["status"]
-)
+STATUS_UPDATES = Counter("parcelstream_status_updates_total", "Customer-visible status changes emitted", ["status"])
 SLA_EVENTS = Counter(
     "parcelstream_sla_events_total", "SLA at-risk, breach and recovered events", ["rule", "kind", "route"]
 )

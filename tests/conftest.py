@@ -25,7 +25,7 @@ def broker() -> Iterator[EmbeddedBroker]:
     PARCELSTREAM_TEST_BOOTSTRAP_SERVERS, e.g. Apache Kafka)."""
     external = os.environ.get("PARCELSTREAM_TEST_BOOTSTRAP_SERVERS")
     if external:
-        host, _, port = external.rpartition(":")
+        _host, _, port = external.rpartition(":")
         yield EmbeddedBroker(port=int(port))
         return
     embedded = EmbeddedBroker()

@@ -22,8 +22,13 @@ def _codec_with_v2(tmp_path: Path, *, include_v2: bool) -> Codec:
     if include_v2:
         parsed = _load(schema_dir, "scan_event.v2.avsc")
         registry["schemas"].append(
-            {"id": 1001, "record": "ScanEvent", "version": 2, "file": "scan_event.v2.avsc",
-             "fingerprint": schema_fingerprint(parsed)}
+            {
+                "id": 1001,
+                "record": "ScanEvent",
+                "version": 2,
+                "file": "scan_event.v2.avsc",
+                "fingerprint": schema_fingerprint(parsed),
+            }
         )
     registry_file = tmp_path / f"registry-{include_v2}.json"
     registry_file.write_text(json.dumps(registry))
