@@ -1,0 +1,107 @@
+"""Carriers' own codes → normalised scan codes (schemas/scan_codes.py), one table per format.
+
+Used by the format adapters and the hub simulator, so a raw code means the same everywhere.
+A code missing here is reported as unknown, never guessed.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: IATA Cargo-IMP FSU / Cargo-XML XFSU status codes (air cargo, per AWB).
+IATA_FSU: Final[dict[str, str]] = {
+    "BKD": "LINEHAUL_BOOKED",
+    "RCS": "LINEHAUL_RECEIVED",
+    "MAN": "LINEHAUL_MANIFESTED",
+    "DEP": "LINEHAUL_DEPARTED",
+    "TFD": "TRANSIT_DEPARTED",
+    "RCT": "TRANSIT_ARRIVED",
+    "ARR": "LINEHAUL_ARRIVED",
+    "RCF": "LINEHAUL_UNLOADED",
+    "NFD": "LINEHAUL_UNLOADED",
+    "AWD": "IMPORT_CUSTOMS_PRESENTED",
+    "CCD": "IMPORT_CUSTOMS_CLEARED",
+    "DLV": "HUB_RECEIVED",
+    "DIS": "LINEHAUL_DISCREPANCY",
+    "FOH": "LINEHAUL_RECEIVED",
+}
+
+#: UPU EMSEVT v3 event codes (standard M40), postal / e-commerce.
+UPU_EMSEVT: Final[dict[str, str]] = {
+    "EMA": "ORIGIN_RECEIVED",
+    "EMB": "ORIGIN_SORTED",
+    "EXA": "EXPORT_CUSTOMS_PRESENTED",
+    "EXB": "EXPORT_CUSTOMS_HELD",
+    "EXC": "EXPORT_CUSTOMS_CLEARED",
+    "EXD": "EXPORT_CUSTOMS_HELD",
+    "EXX": "EXPORT_CANCELLED",
+    "EMC": "LINEHAUL_DEPARTED",
+    "EMJ": "TRANSIT_ARRIVED",
+    "EMK": "TRANSIT_DEPARTED",
+    "EMD": "LINEHAUL_ARRIVED",
+    "EDA": "IMPORT_CUSTOMS_PRESENTED",
+    "EDB": "IMPORT_CUSTOMS_PRESENTED",
+    "EME": "IMPORT_CUSTOMS_HELD",
+    "EMF": "IMPORT_CUSTOMS_CLEARED",
+    "EDC": "HUB_DEPARTED",
+    "EMG": "LASTMILE_RECEIVED",
+    "EDD": "AVAILABLE_FOR_PICKUP",
+    "EMH": "DELIVERY_ATTEMPT_FAILED",
+    "EMI": "DELIVERED",
+}
+
+#: GS1 EPCIS 2.0 CBV bizStep values (warehouse and supply chain).
+GS1_EPCIS_BIZSTEP: Final[dict[str, str]] = {
+    "receiving": "HUB_RECEIVED",
+    "accepting": "HUB_RECEIVED",
+    "inspecting": "HUB_RECEIVED",
+    "sorting": "HUB_SORTED",
+    "packing": "ORIGIN_SORTED",
+    "loading": "HUB_SORTED",
+    "staging_outbound": "HUB_SORTED",
+    "holding": "IMPORT_CUSTOMS_HELD",
+    "departing": "HUB_DEPARTED",
+    "shipping": "LASTMILE_HANDOVER",
+    "arriving": "HUB_RECEIVED",
+}
+
+#: Customs decisions (Belgian customs' digitised procedure, as our customs feed reports them).
+CUSTOMS: Final[dict[str, str]] = {
+    "PRESENTED": "IMPORT_CUSTOMS_PRESENTED",
+    "HELD": "IMPORT_CUSTOMS_HELD",
+    "RELEASED": "IMPORT_CUSTOMS_CLEARED",
+    "EXPORT_RELEASED": "EXPORT_CUSTOMS_CLEARED",
+}
+
+#: Last-mile carrier CSV feeds (docs/formats.md documents the layout): their status words.
+CARRIER_CSV: Final[dict[str, str]] = {
+    "HANDOVER": "LASTMILE_HANDOVER",
+    "AT_DEPOT": "LASTMILE_RECEIVED",
+    "OUT_FOR_DELIVERY": "OUT_FOR_DELIVERY",
+    "NOT_HOME": "DELIVERY_ATTEMPT_FAILED",
+    "ADDRESS_PROBLEM": "DELIVERY_ATTEMPT_FAILED",
+    "AT_PICKUP_POINT": "AVAILABLE_FOR_PICKUP",
+    "DELIVERED": "DELIVERED",
+    "PICKED_UP": "DELIVERED",
+    "RETURN_TO_SENDER": "RETURN_TO_SENDER",
+    "RETURNED": "RETURNED",
+    "LOST": "LOST",
+    "DAMAGED": "DAMAGED",
+}
+
+#: raw_format (schemas/scan_codes.RAW_FORMATS) → its table.
+BY_RAW_FORMAT: Final[dict[str, dict[str, str]]] = {
+    "iata-fsu": IATA_FSU,
+    "iata-xfsu": IATA_FSU,
+    "iata-onerecord": IATA_FSU,
+    "upu-emsevt": UPU_EMSEVT,
+    "gs1-epcis": GS1_EPCIS_BIZSTEP,
+    "customs": CUSTOMS,
+    "carrier-csv": CARRIER_CSV,
+}
+
+
+def normalise(raw_format: str, raw_code: str) -> str | None:
+    """The normalised code of a carrier's code, or None when the code is unknown."""
+    table = BY_RAW_FORMAT.get(raw_format)
+    return table.get(raw_code) if table else None
