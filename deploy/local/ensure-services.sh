@@ -12,3 +12,18 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null
+
+# promtool (Debian package prometheus) checks and unit-tests the alert rules in tests/deploy/.
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "installing promtool (Debian package prometheus)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+  # The package may start a prometheus server (where there is an init system): stop it so it does
+  # not hold port 9090; only promtool is wanted here.
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+    systemctl stop prometheus && systemctl disable prometheus >/dev/null 2>&1 || true
+  fi
+  if pid=$(pgrep -x prometheus); then
+    kill $pid || true
+  fi
+fi
+promtool --version >/dev/null
