@@ -63,6 +63,8 @@ GS1_EPCIS_BIZSTEP: Final[dict[str, str]] = {
     "departing": "HUB_DEPARTED",
     "shipping": "LASTMILE_HANDOVER",
     "arriving": "HUB_RECEIVED",
+    "commissioning": "ORDER_CREATED",
+    "unloading": "LINEHAUL_UNLOADED",
 }
 
 #: Customs decisions (Belgian customs' digitised procedure, as our customs feed reports them).
@@ -87,6 +89,7 @@ CARRIER_CSV: Final[dict[str, str]] = {
     "RETURNED": "RETURNED",
     "LOST": "LOST",
     "DAMAGED": "DAMAGED",
+    "MISSORTED": "HUB_MISSORTED",
 }
 
 #: raw_format (schemas/scan_codes.RAW_FORMATS) → its table.

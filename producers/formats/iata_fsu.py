@@ -1,0 +1,272 @@
+"""IATA Cargo-IMP FSU (freight status update) text messages → unit-level ScanEvents per AWB.
+
+Accepted syntax (docs/formats.md, "IATA Cargo-IMP FSU"): one or more messages per file, each
+starting with an ``FSU/nn`` header line, then the AWB consignment detail line
+(``020-12345675FRAJFK/T1K100``), then one status line per event (``DEP/LH400/16OCT/FRAJFK/T1K100``).
+Type B envelope lines (``QK ...`` priority/address, ``.ORIGIN ...``) and ``OSI`` lines are skipped;
+a line starting with ``/`` continues the previous line.
+
+Status line fields are recognised by their form, whatever their position: flight (``LH400``), day
+and optional local time (``16OCT`` / ``16OCT1230``), a separate time (``1230``, ``A1230`` actual,
+``E`` estimated, ``S`` scheduled), airport pair (``FRAJFK``) or airport (``JFK``), pieces and
+weight (``T10K250.5``; ``P5K100T10`` = part shipment, 5 of 10 pieces), and for DIS the
+discrepancy code (``MSCA``). Times are local at the event's airport and converted to UTC with its
+time zone (``producers.formats.airports``); the year, absent from Cargo-IMP, is the one that puts
+the day nearest to the time of parsing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from producers.formats.base import FormatError, ParseResult
+from producers.formats.identifiers import IdentifierError, known_airport, parse_awb, timestamp_of
+from producers.formats.records import ResultBuilder, content_id, decode_text, location, now_ms, references, scan_event
+
+RAW_FORMAT = "iata-fsu"
+MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+#: Status codes whose event happens at the origin of the airport pair (the others at its destination).
+AT_DEPARTURE_AIRPORT = frozenset({"BKD", "RCS", "MAN", "DEP", "FOH", "TFD", "PRE"})
+#: Cargo-IMP lines that carry no status event.
+INFORMATION_LINES = frozenset({"OSI"})
+
+_HEADER = re.compile(r"^FSU/(\d{1,2})$")
+_ENVELOPE = re.compile(r"^(Q[A-Z] |\.)")
+_AWB_LINE = re.compile(r"^(\d{3}-\d{8})([A-Z]{3})?([A-Z]{3})?(?:/(.*))?$")
+_STATUS_LINE = re.compile(r"^([A-Z]{3})(?:/(.*))?$")
+_PIECES = re.compile(r"^([TP])(\d{1,4})(?:([KL])(\d+(?:\.\d+)?))?(?:(?:MC|CF|CI|CC|DV)\d+(?:\.\d+)?)?(?:T(\d{1,4}))?$")
+_DAY = re.compile(r"^(\d{2})([A-Z]{3})(\d{4})?$")
+_TIME = re.compile(r"^([AES]?)(\d{4})$")
+_FLIGHT = re.compile(r"^[A-Z0-9]{2}[A-Z]?\d{1,4}[A-Z]?$")
+_AIRPORT_PAIR = re.compile(r"^[A-Z]{6}$")
+_AIRPORT = re.compile(r"^[A-Z]{3}$")
+_DISCREPANCY = re.compile(r"^[A-Z]{4}$")
+
+
+@dataclass(frozen=True)
+class Pieces:
+    part: bool
+    count: int
+    weight: str | None
+    total: int | None
+
+
+@dataclass
+class StatusFields:
+    flight: str | None = None
+    day: str | None = None
+    time: str | None = None
+    airports: tuple[str, ...] = ()
+    pieces: Pieces | None = None
+    discrepancy: str | None = None
+
+
+def _pieces(token: str) -> Pieces | None:
+    match = _PIECES.match(token)
+    if not match:
+        return None
+    kind, count, unit, weight, total = match.groups()
+    return Pieces(kind == "P", int(count), f"{weight} {unit}" if weight else None, int(total) if total else None)
+
+
+def read_status_fields(tokens: list[str]) -> StatusFields:
+    """Classify a status line's tokens by their form (the first of each kind wins)."""
+    fields = StatusFields()
+    for token in tokens:
+        if fields.pieces is None and (pieces := _pieces(token)):
+            fields.pieces = pieces
+        elif fields.day is None and (day := _DAY.match(token)):
+            fields.day = day.group(1) + day.group(2)
+            fields.time = day.group(3)
+        elif fields.day is not None and fields.time is None and (time := _TIME.match(token)):
+            fields.time = time.group(2)
+        elif not fields.airports and _AIRPORT_PAIR.match(token):
+            fields.airports = (token[:3], token[3:])
+        elif not fields.airports and _AIRPORT.match(token):
+            fields.airports = (token,)
+        elif fields.flight is None and _FLIGHT.match(token) and any(c.isdigit() for c in token):
+            fields.flight = token
+        elif fields.discrepancy is None and _DISCREPANCY.match(token):
+            fields.discrepancy = token
+    return fields
+
+
+def local_datetime(day: str, hhmm: str | None, zone: ZoneInfo, reference_ms: int) -> datetime:
+    """Cargo-IMP ``16OCT`` + ``1230`` at an airport → aware datetime, in the year nearest ``reference_ms``."""
+    day_of_month, month_name = int(day[:2]), day[2:]
+    if month_name not in MONTHS:
+        raise IdentifierError(f"day {day!r} has no valid month (JAN..DEC)")
+    hour, minute = (int(hhmm[:2]), int(hhmm[2:])) if hhmm else (0, 0)
+    if hour > 23 or minute > 59:
+        raise IdentifierError(f"time {hhmm!r} is not a valid hhmm")
+    reference = datetime.fromtimestamp(reference_ms / 1000, zone)
+    candidates = []
+    for year in (reference.year - 1, reference.year, reference.year + 1):
+        try:
+            candidates.append(datetime(year, MONTHS.index(month_name) + 1, day_of_month, hour, minute, tzinfo=zone))
+        except ValueError:
+            continue
+    if not candidates:
+        raise IdentifierError(f"day {day!r} does not exist")
+    return min(candidates, key=lambda moment: abs(moment.timestamp() * 1000 - reference_ms))
+
+
+@dataclass
+class _Message:
+    number: int
+    header_line: int
+    lines: list[tuple[int, str]]  # (line number, text), continuation lines joined
+
+
+def _split_messages(text: str, source_name: str) -> list[_Message]:
+    messages: list[_Message] = []
+    for line_number, raw_line in enumerate(text.splitlines(), start=1):
+        line = raw_line.strip()
+        if not line or _ENVELOPE.match(raw_line):
+            continue
+        if _HEADER.match(line):
+            messages.append(_Message(len(messages) + 1, line_number, []))
+        elif messages and line.startswith("/") and messages[-1].lines:
+            number, previous = messages[-1].lines[-1]
+            messages[-1].lines[-1] = (number, previous + line)
+        elif messages:
+            messages[-1].lines.append((line_number, line))
+    if not messages:
+        raise FormatError(f"{source_name}: no FSU/nn header line; not a Cargo-IMP FSU message")
+    return messages
+
+
+def parse(
+    data: bytes, source_name: str, *, carrier: str | None = None, reference_time_ms: int | None = None
+) -> ParseResult:
+    """Parse Cargo-IMP FSU messages; ``reference_time_ms`` (default: now) picks the year of each day."""
+    text = decode_text(data, source_name)
+    builder = ResultBuilder()
+    recorded = now_ms()
+    reference_ms = reference_time_ms if reference_time_ms is not None else recorded
+    for message in _split_messages(text, source_name):
+        _parse_message(message, source_name, carrier, reference_ms, recorded, builder)
+    return builder.result
+
+
+def _parse_message(
+    message: _Message, source_name: str, carrier: str | None, reference_ms: int, recorded: int, builder: ResultBuilder
+) -> None:
+    where = f"FSU message {message.number}"
+    whole = "\n".join(line for _, line in message.lines).encode()
+    if not message.lines:
+        builder.issue(f"{source_name}:{message.header_line} ({where})", "awb", "message has no AWB line", whole)
+        return
+    awb_line_number, awb_line = message.lines[0]
+    awb_match = _AWB_LINE.match(awb_line)
+    if not awb_match:
+        builder.issue(
+            f"{source_name}:{awb_line_number} ({where})",
+            "awb",
+            f"{awb_line!r} is not an AWB consignment line like 020-12345675FRAJFK/T1K100",
+            whole,
+        )
+        return
+    try:
+        awb = parse_awb(awb_match.group(1))
+    except IdentifierError as error:
+        builder.issue(f"{source_name}:{awb_line_number} ({where})", "awb", str(error), whole)
+        return
+    awb_origin, awb_destination = awb_match.group(2), awb_match.group(3)
+    awb_pieces = _pieces(awb_match.group(4) or "")
+    if len(message.lines) == 1:
+        builder.issue(f"{source_name}:{awb_line_number} ({where})", "status", "message has no status line", whole)
+    status_number = 0
+    for line_number, line in message.lines[1:]:
+        reference = f"{source_name}:{line_number} ({where})"
+        status_match = _STATUS_LINE.match(line)
+        if not status_match:
+            builder.issue(
+                reference, "status", f"{line!r} is not a status line like DEP/LH400/16OCT/FRAJFK/T1K100", line.encode()
+            )
+            continue
+        raw_code = status_match.group(1)
+        if raw_code in INFORMATION_LINES:
+            continue
+        field = f"status[{status_number}]"
+        status_number += 1
+        code = builder.normalised_code(RAW_FORMAT, raw_code, reference, f"{field}.code", line.encode())
+        if code is None:
+            continue
+        fields = read_status_fields((status_match.group(2) or "").split("/"))
+        scan = _scan(
+            raw_code, code, fields, awb, awb_origin, awb_destination, awb_pieces, line, carrier, reference_ms, recorded
+        )
+        if isinstance(scan, tuple):
+            sub_field, problem, reason_code = scan
+            builder.issue(reference, f"{field}.{sub_field}", problem, line.encode(), reason_code)
+        else:
+            builder.add("scan", scan, reference, line.encode())
+
+
+def _scan(
+    raw_code: str,
+    code: str,
+    fields: StatusFields,
+    awb: str,
+    awb_origin: str | None,
+    awb_destination: str | None,
+    awb_pieces: Pieces | None,
+    line: str,
+    carrier: str | None,
+    reference_ms: int,
+    recorded: int,
+) -> dict[str, object] | tuple[str, str, str]:
+    """The scan of one status line, or (field, problem, reason_code)."""
+    at_departure = raw_code in AT_DEPARTURE_AIRPORT
+    if fields.airports:
+        airport_code = fields.airports[0] if at_departure or len(fields.airports) == 1 else fields.airports[1]
+    else:
+        airport_code = awb_origin if at_departure else awb_destination
+    if not airport_code:
+        return "airport", f"{raw_code} line has no airport and the AWB line names none", "malformed_record"
+    if fields.day is None:
+        return "day", f"{raw_code} line has no day like 16OCT", "malformed_record"
+    try:
+        airport = known_airport(airport_code)
+    except IdentifierError as error:
+        return "airport", str(error), "unknown_location"
+    try:
+        moment = local_datetime(fields.day, fields.time, ZoneInfo(airport.time_zone), reference_ms)
+        when = timestamp_of(moment)
+    except IdentifierError as error:
+        return "day", str(error), "malformed_record"
+    return scan_event(
+        event_id=content_id(RAW_FORMAT, awb, line),
+        source="flight",
+        code=code,
+        raw_code=raw_code,
+        raw_format=RAW_FORMAT,
+        carrier=carrier or awb[:3],
+        event_time_ms=when.epoch_ms,
+        utc_offset_minutes=when.utc_offset_minutes,
+        recorded_time_ms=recorded,
+        handling_unit=awb,
+        location=location(airport.code, "airport", airport.country, airport.name),
+        refs=references(awb=awb, flight_number=fields.flight),
+        reason=_reason(raw_code, fields, awb_pieces),
+    )
+
+
+def _reason(raw_code: str, fields: StatusFields, awb_pieces: Pieces | None) -> str | None:
+    """Discrepancies and part shipments, kept as information for operations."""
+    notes = []
+    if raw_code == "DIS" and fields.discrepancy:
+        notes.append(f"discrepancy {fields.discrepancy}")
+    pieces = fields.pieces
+    if pieces and pieces.part:
+        total = pieces.total or (awb_pieces.total or awb_pieces.count if awb_pieces else None)
+        of_total = f" of {total}" if total else ""
+        weight = f", {pieces.weight}" if pieces.weight else ""
+        notes.append(f"part shipment: {pieces.count}{of_total} pieces{weight}")
+    elif raw_code == "DIS" and pieces:
+        notes.append(f"{pieces.count} pieces")
+    return "; ".join(notes) or None

@@ -1,0 +1,112 @@
+"""EPCIS 2.0 parser on events following the GS1 EPCIS 2.0 standard's JSON examples (ObjectEvent
+with SGTIN epcList, bizStep shipping, readPoint SGLN; AggregationEvent packing SGTINs into an SSCC;
+the three bizStep spellings of CBV 2.0)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from producers.formats import FormatError
+from producers.formats.gs1_epcis import parse
+from producers.formats.identifiers import parse_timestamp
+
+
+def test_document(fixture_bytes: Callable[[str], bytes]) -> None:
+    result = parse(fixture_bytes("gs1_epcis_document.json"), "epcis.json")
+    assert result.issues == []
+    kinds = [r.kind for r in result.records]
+    assert kinds == ["scan", "scan", "manifest", "scan"]
+    first, second, manifest, observed = (r.value for r in result.records)
+
+    assert first["tracking_number"] == "urn:epc:id:sgtin:0614141.107346.2017"
+    assert second["tracking_number"] == "urn:epc:id:sgtin:0614141.107346.2018"
+    assert first["event_id"] != second["event_id"]
+    assert (first["code"], first["raw_code"], first["raw_format"]) == ("LASTMILE_HANDOVER", "shipping", "gs1-epcis")
+    assert first["event_time_ms"] == parse_timestamp("2005-04-04T02:33:31.116Z").epoch_ms
+    assert first["utc_offset_minutes"] == -360
+    assert first["location"]["code"] == "urn:epc:id:sgln:0614141.07346.1234"
+
+    assert manifest["manifest_id"].startswith("ni:///sha-256;")
+    assert manifest["handling_unit"] == "106141412345678908"
+    assert manifest["action"] == "add"
+    assert manifest["members"] == ["urn:epc:id:sgtin:0614141.107346.2017", "urn:epc:id:sgtin:0614141.107346.2018"]
+    assert (manifest["unit_type"], manifest["member_type"]) == ("bag", "parcel")
+    assert manifest["references"]["bag"] == "106141412345678908"
+
+    assert observed["handling_unit"] == "106141412345678908"  # Digital Link SSCC = the same unit
+    assert (observed["code"], observed["raw_code"]) == ("HUB_SORTED", "sorting")
+    assert observed["utc_offset_minutes"] == 120
+
+
+def event(**fields: Any) -> dict[str, Any]:
+    base = {"type": "ObjectEvent", "action": "OBSERVE", "bizStep": "receiving", "epcList": ["LP00123456789CN"],
+            "eventTime": "2024-10-21T09:00:00+02:00", "eventTimeZoneOffset": "+02:00"}  # fmt: skip
+    base.update(fields)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def test_container_aggregation_of_sscc_bags_and_removal() -> None:
+    events = [
+        event(
+            type="AggregationEvent",
+            action="ADD",
+            epcList=None,
+            parentID="CSQU3054383",
+            childEPCs=["urn:epc:id:sscc:0614141.1234567890"],
+        ),
+        event(type="AggregationEvent", action="DELETE", epcList=None, parentID="BAG-7", childEPCs=["LP00123456789CN"]),
+    ]
+    result = parse(json.dumps(events).encode(), "x.json")
+    added, removed = (r.value for r in result.records)
+    assert (added["unit_type"], added["member_type"], added["members"]) == ("container", "bag", ["106141412345678908"])
+    assert added["references"]["container"] == "CSQU3054383"
+    assert (removed["action"], removed["unit_type"]) == ("remove", "bag")
+    # no eventID: a content hash, stable across re-sends
+    assert removed["manifest_id"] == parse(json.dumps(events).encode(), "y.json").records[1].value["manifest_id"]
+
+
+def test_errors_name_event_and_field() -> None:
+    document = {
+        "type": "EPCISDocument",
+        "epcisBody": {
+            "eventList": [
+                event(bizStep="teleporting"),
+                event(bizStep=None),
+                event(eventTime="2024-10-21T09:00:00"),
+                event(
+                    epcList=None,
+                    quantityList=[{"epcClass": "urn:epc:class:lgtin:4012345.012345.998877", "quantity": 200}],
+                ),
+                event(type="TransformationEvent"),
+                event(type="AggregationEvent", action="ADD", epcList=None, parentID="BAG-1"),
+                event(epcList=["urn:epc:id:sscc:0614141.12"]),
+                event(errorDeclaration={"declarationTime": "2024-10-22T00:00:00Z"}),
+                "not an event",
+            ]
+        },
+    }
+    result = parse(json.dumps(document).encode(), "bad.json")
+    assert result.records == []
+    path = "epcisBody.eventList"
+    assert [(i.field, i.reason_code) for i in result.issues] == [
+        (f"{path}[0].bizStep", "unknown_code"),
+        (f"{path}[1].bizStep", "malformed_record"),
+        (f"{path}[2].eventTime", "malformed_record"),
+        (f"{path}[3].epcList", "unsupported_record"),
+        (f"{path}[4].type", "unsupported_record"),
+        (f"{path}[5].childEPCs", "malformed_record"),
+        (f"{path}[6].epcList[0]", "malformed_record"),
+        (f"{path}[7].errorDeclaration", "unsupported_record"),
+        (f"{path}[8]", "malformed_record"),
+    ]
+    assert result.issues[0].reference == "bad.json event 1"
+
+
+@pytest.mark.parametrize("document", [b"[", b"42", b'{"type": "EPCISDocument"}'])
+def test_unreadable_documents(document: bytes) -> None:
+    with pytest.raises(FormatError):
+        parse(document, "x.json")
