@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from consumers.notifier.messages import email_text, webhook_payload
+from consumers.notifier.model import (
+    NotificationJob,
+    Subscription,
+    SubscriptionError,
+    idempotency_key,
+    jobs_for_update,
+    mask_address,
+    new_subscription,
+)
+from consumers.tracking.i18n import LANGUAGES, STATUS_NAMES
+
+from .conftest import status_update
+
+
+def _webhook(target: str = "shop-1", scope: str = "merchant", **kwargs: object) -> Subscription:
+    return new_subscription(scope=scope, target=target, channel="webhook", address="https://hooks.example/x", **kwargs)  # type: ignore[arg-type]
+
+
+def test_jobs_go_to_matching_merchant_and_parcel_subscriptions_only() -> None:
+    merchant = _webhook()
+    parcel = new_subscription(scope="tracking_number", target="LP1", channel="email", address="a@b.example")
+    only_delivered = _webhook(statuses=["Delivered"])
+    other_merchant = _webhook(target="shop-2")
+    update = status_update("LP1", 4, "InTransit", merchant="shop-1")
+
+    jobs = jobs_for_update(update, [merchant, parcel, only_delivered, other_merchant], now_ms=5)
+
+    assert {job.subscription_id for job in jobs} == {merchant.subscription_id, parcel.subscription_id}
+    assert all(job.sequence == 4 and job.next_attempt_ms == 5 and job.attempts == 0 for job in jobs)
+
+
+def test_an_update_without_merchant_matches_no_merchant_subscription() -> None:
+    assert jobs_for_update(status_update("LP1", 1, "InTransit"), [_webhook()], now_ms=0) == []
+
+
+def test_idempotency_key_is_stable_per_subscription_and_update() -> None:
+    subscription = _webhook()
+    update = status_update("LP1", 1, "InTransit", merchant="shop-1")
+    (first,) = jobs_for_update(update, [subscription], now_ms=1)
+    (again,) = jobs_for_update(dict(update, event_id="replayed"), [subscription], now_ms=99)
+    assert first.job_id == again.job_id == idempotency_key(subscription.subscription_id, "LP1-1")
+    assert idempotency_key("other", "LP1-1") != first.job_id
+    assert first.payload["idempotency_key"] == first.job_id
+
+
+def test_job_and_subscription_survive_json() -> None:
+    subscription = _webhook(statuses=["Delivered", "Exception"], language="nl")
+    assert Subscription.from_json(subscription.to_json()) == subscription
+    (job,) = jobs_for_update(status_update("LP1", 1, "Delivered", merchant="shop-1"), [subscription], now_ms=1)
+    assert NotificationJob.from_json(job.to_json()) == job
+    assert json.loads(job.body()) == job.payload
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"scope": "country"}, "scope"),
+        ({"target": " "}, "needs a merchant"),
+        ({"address": "ftp://x"}, "http"),
+        ({"channel": "email", "address": "not-an-address"}, "e-mail"),
+        ({"language": "de"}, "language"),
+        ({"statuses": ["Lost"]}, "unknown status Lost"),
+    ],
+)
+def test_invalid_subscriptions_are_refused_with_the_reason(kwargs: dict[str, object], message: str) -> None:
+    values: dict[str, object] = {"scope": "merchant", "target": "shop", "channel": "webhook", "address": "http://h/x"}
+    values.update(kwargs)
+    with pytest.raises(SubscriptionError, match=message):
+        new_subscription(**values)  # type: ignore[arg-type]
+
+
+def test_webhooks_get_a_random_secret_and_descriptions_hide_addresses() -> None:
+    first, second = _webhook(), _webhook()
+    assert first.secret and first.secret != second.secret
+    email = new_subscription(scope="tracking_number", target="LP1", channel="email", address="jane@mail.example")
+    assert "jane" not in email.describe() and "jane" not in mask_address("email", email.address)
+    assert "/x" not in mask_address("webhook", first.address)
+
+
+def test_every_language_has_an_email_naming_the_status_from_the_shared_catalog() -> None:
+    payload = webhook_payload(status_update("LP1", 2, "CustomsHold"), "sub-1", "key-1")
+    for language in LANGUAGES:
+        subject, body = email_text(payload, language)
+        assert STATUS_NAMES[language]["CustomsHold"] in subject and "LP1" in body
+
+
+def test_payload_and_email_text() -> None:
+    update = status_update("LP1", 2, "Delivered", merchant="shop-1")
+    update["estimated_delivery"] = {
+        "earliest_ms": 1_790_100_000_000,
+        "latest_ms": 1_790_300_000_000,
+        "promised_ms": None,
+    }
+    payload = webhook_payload(update, "sub-1", "key-1")
+    assert payload["event_time"].endswith("+01:00")
+    earliest, latest = (
+        datetime.fromtimestamp(ms / 1000, UTC).date().isoformat() for ms in (1_790_100_000_000, 1_790_300_000_000)
+    )
+    assert payload["estimated_delivery"] == {"earliest": earliest, "latest": latest, "promised": None}
+    subject, body = email_text(payload, "nl")
+    assert subject == "Pakket LP1: Bezorgd"
+    assert f"Verwachte bezorging: {earliest} – {latest}" in body
+    assert email_text(payload, "xx")[0] == "Parcel LP1: Delivered"

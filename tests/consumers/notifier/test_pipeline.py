@@ -1,0 +1,178 @@
+"""The whole notifier process: Kafka status-updates → outbox → webhooks, across a SIGTERM and restarts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from consumers.notifier.model import new_subscription
+from consumers.notifier.service import NotifierSummary, run_notifier
+from consumers.notifier.settings import NotifierSettings
+from consumers.notifier.store import SubscriptionStore
+from schemas.codec import default_codec
+from schemas.topics import KEY_PARTITIONER
+
+from .conftest import publish_updates, status_update, wait_until
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _run_in_background(settings: NotifierSettings) -> tuple[threading.Event, threading.Thread, list[NotifierSummary]]:
+    stop, summaries = threading.Event(), []
+    thread = threading.Thread(target=lambda: summaries.append(run_notifier(settings, stop, poll_interval_s=0.05)))
+    thread.start()
+    return stop, thread, summaries
+
+
+def _stop(stop: threading.Event, thread: threading.Thread) -> None:
+    stop.set()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the notifier did not stop"
+
+
+def _group_caught_up(settings: NotifierSettings, topic: str, records: int) -> bool:
+    """True when the group's committed offsets cover all ``records`` of the topic (offsets start at 0)."""
+    probe = Consumer(
+        {"bootstrap.servers": settings.bootstrap_servers, "group.id": settings.notifier_group_id, "log_level": 0}
+    )
+    try:
+        partitions = probe.list_topics(topic, timeout=10).topics[topic].partitions
+        committed = probe.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+        return sum(max(tp.offset, 0) for tp in committed) == records
+    finally:
+        probe.close()
+
+
+def _env(settings: NotifierSettings, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    for name, value in settings.model_dump().items():
+        env[f"PARCELSTREAM_{name.upper()}"] = str(value)
+    env.update(extra)
+    return env
+
+
+def test_exactly_one_delivery_per_update_across_sigterm_restart_and_replay(
+    settings_factory, webhook_receiver, redis_url, bootstrap_servers, topics
+) -> None:
+    settings = settings_factory(notifier_session_timeout_ms=6000, notifier_rate_per_endpoint=5.0)
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    url = webhook_receiver.url("/hooks", "merchant-secret")
+    SubscriptionStore(client, settings.redis_prefix).add(
+        new_subscription(scope="merchant", target="shop-1", channel="webhook", address=url, secret="merchant-secret")
+    )
+    client.close()
+    updates = [status_update(f"LP-{p}", s, "InTransit", merchant="shop-1") for s in (1, 2, 3) for p in range(10)]
+    duplicates = updates[:5]  # the same update_id published twice
+    other_merchant = [status_update("LP-X", 1, "InTransit", merchant="shop-2")]
+    publish_updates(bootstrap_servers, topics.status_updates, updates + duplicates + other_merchant)
+    garbage = Producer({"bootstrap.servers": bootstrap_servers, "partitioner": KEY_PARTITIONER, "log_level": 3})
+    garbage.produce(topics.status_updates, key=b"LP-BAD", value=b"not avro")
+    assert garbage.flush(10) == 0
+    records = len(updates) + len(duplicates) + len(other_merchant) + 1
+
+    # Run 1: the CLI in its own process, stopped by SIGTERM mid-way (the rate limit keeps it slow).
+    process = subprocess.Popen(
+        [sys.executable, "-m", "consumers.notifier.cli", "notifier"],
+        cwd=ROOT,
+        env=_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: len(webhook_receiver.delivered("/hooks")) >= 3, timeout=40, what="first deliveries")
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    assert "notifier stopped:" in err
+    delivered_by_first_run = len(webhook_receiver.delivered("/hooks"))
+    assert delivered_by_first_run < len(updates), "the first run should have been stopped mid-way"
+
+    # Run 2: same group, picks up what is left.
+    stop, thread, _ = _run_in_background(settings)
+    try:
+        wait_until(lambda: len(webhook_receiver.delivered("/hooks")) >= len(updates), timeout=40, what="all deliveries")
+        wait_until(
+            lambda: _group_caught_up(settings, topics.status_updates, records), what="the group to commit everything"
+        )
+    finally:
+        _stop(stop, thread)
+
+    # Run 3: a new group replays the topic from the start.
+    replay = settings.model_copy(update={"notifier_group_id": settings.notifier_group_id + "-replay"})
+    stop, thread, summaries = _run_in_background(replay)
+    try:
+        wait_until(
+            lambda: _group_caught_up(replay, topics.status_updates, records), timeout=40, what="the replay to finish"
+        )
+    finally:
+        _stop(stop, thread)
+
+    counts = Counter(d.body["update_id"] for d in webhook_receiver.delivered("/hooks"))
+    assert counts == Counter({u["update_id"]: 1 for u in updates})
+    assert all(d.verified for d in webhook_receiver.delivered("/hooks"))
+    (replay_summary,) = summaries
+    assert replay_summary.consumer.enqueued == 0
+    assert replay_summary.consumer.duplicates == len(updates) + len(duplicates)
+    assert replay_summary.consumer.dead_lettered == 1  # the garbage record, again: never silently dropped
+    assert replay_summary.pending == 0
+
+
+def test_undecodable_record_goes_to_dead_letters_and_the_rest_goes_on(
+    settings_factory, webhook_receiver, redis_url, bootstrap_servers, topics
+) -> None:
+    settings = settings_factory(notifier_session_timeout_ms=6000)
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    url = webhook_receiver.url("/parcel", "s3cret")
+    SubscriptionStore(client, settings.redis_prefix).add(
+        new_subscription(scope="tracking_number", target="LP-OK", channel="webhook", address=url, secret="s3cret")
+    )
+    client.close()
+    producer = Producer({"bootstrap.servers": bootstrap_servers, "partitioner": KEY_PARTITIONER, "log_level": 3})
+    producer.produce(topics.status_updates, key=b"LP-OK", value=b"\x00\x00\x00\x00\x63garbage")
+    assert producer.flush(10) == 0
+    publish_updates(bootstrap_servers, topics.status_updates, [status_update("LP-OK", 1, "Delivered")])
+
+    stop, thread, _ = _run_in_background(settings)
+    try:
+        wait_until(lambda: len(webhook_receiver.delivered("/parcel")) == 1, timeout=40, what="the good update")
+    finally:
+        _stop(stop, thread)
+
+    reader = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "unused", "log_level": 0})
+    partitions = reader.list_topics(topics.dead_letters, timeout=10).topics[topics.dead_letters].partitions
+    reader.assign([TopicPartition(topics.dead_letters, p, 0) for p in partitions])
+    found: list[dict[str, Any]] = []
+    try:
+        wait_until(lambda: _poll_into(reader, found), what="the dead letter")
+    finally:
+        reader.close()
+    (dead_letter,) = found
+    assert dead_letter["stage"] == "notifier"
+    assert dead_letter["reason_code"] == "unknown_schema_id"
+    assert dead_letter["source_topic"] == topics.status_updates and dead_letter["key"] == b"LP-OK"
+
+
+def _poll_into(reader: Consumer, found: list[dict[str, Any]]) -> bool:
+    message = reader.poll(0.2)
+    if message is not None and not message.error():
+        found.append(default_codec().decode(message.value(), expect="DeadLetter").value)
+    return bool(found)
