@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
+from schemas.metrics import DEAD_LETTERS, WORKER_UP  # noqa: F401 (re-exported)
+
 SCANS_PUBLISHED = Counter("parcelstream_scans_published_total", "Scans acknowledged by the broker", ["source", "code"])
 MANIFESTS_PUBLISHED = Counter(
     "parcelstream_manifests_published_total", "Manifests acknowledged by the broker", ["unit_type"]
@@ -19,7 +21,3 @@ CARRIER_LAST_SCAN = Gauge(
     "Wall time of the carrier's last accepted scan",
     ["carrier", "source"],
 )
-DEAD_LETTERS = Counter(
-    "parcelstream_dead_letters_total", "Records sent to the dead-letter topic", ["stage", "reason_code"]
-)
-WORKER_UP = Gauge("parcelstream_worker_up", "1 while the stage process runs its main loop", ["stage"])
