@@ -1,0 +1,166 @@
+"""Handling units (bags, ULDs, containers): their membership and the fan-out of their scans.
+
+A unit scan is copied to every member of the unit; the copy keeps the scan's ``event_id`` (so a
+parcel that gets the same scan by two paths applies it once) and names the unit in its
+``references`` (the ``bag``, ``uld`` or ``container`` field, after the unit's type). A parcel
+member gets ``tracking_number`` = member and ``handling_unit`` = None; a bag/ULD/container member
+gets ``handling_unit`` = member and ``tracking_number`` = None. Nesting (ULD → bags → parcels)
+works one level per call: the worker sends unit-addressed copies back through ``scans-fanout``.
+
+Membership is decided per member by its latest manifest in event time (ties by manifest id):
+``add`` makes it a member, ``remove`` ends it. Manifests are often uploaded after the unit has
+been scanned, so the unit keeps its scans: a member that joins receives every kept scan, whatever
+their times. A removed member receives no later-arriving scan, except one stamped before its
+removal (it was in the unit then). Duplicate manifest ids and scan ids fan out nothing new.
+
+Bounds: a unit keeps its latest ``MAX_KEPT_SCANS`` scans in event time (a bag or ULD sees a few
+dozen in its life); older ones are evicted and counted in ``evicted_scans`` (a member joining
+after that misses them, and a re-sent evicted scan fans out again: parcels drop it as a
+duplicate). It remembers the last ``MAX_MANIFEST_IDS`` manifest ids; re-applying a forgotten one
+changes nothing, since membership is decided by event time. Members are not bounded: they are the
+unit's contents.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from streams.taxonomy import InvalidScanError
+
+MAX_KEPT_SCANS: Final = 256
+MAX_MANIFEST_IDS: Final = 1024
+UNIT_REFERENCE_FIELDS: Final = {"bag": "bag", "uld": "uld", "container": "container"}
+
+
+@dataclass(slots=True)
+class Membership:
+    member_type: str
+    added: bool
+    event_time_ms: int
+    manifest_id: str
+
+
+def _scan_key(scan: dict[str, Any]) -> tuple[int, str]:
+    return scan["event_time_ms"], scan["event_id"]
+
+
+@dataclass(slots=True)
+class Unit:
+    handling_unit: str
+    unit_type: str | None = None  # bag, uld or container; None until a manifest names it
+    #: Every member the manifests mentioned, current or removed, with the deciding manifest.
+    membership: dict[str, Membership] = field(default_factory=dict)
+    #: Scans of this unit, in (event_time_ms, event_id) order, at most MAX_KEPT_SCANS.
+    scans: list[dict[str, Any]] = field(default_factory=list)
+    #: Applied manifest ids, oldest first, at most MAX_MANIFEST_IDS.
+    manifest_ids: list[str] = field(default_factory=list)
+    evicted_scans: int = 0
+    _scan_ids: set[str] = field(default_factory=set, repr=False, compare=False)
+    _manifest_id_set: set[str] = field(default_factory=set, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._scan_ids = {scan["event_id"] for scan in self.scans}
+        self._manifest_id_set = set(self.manifest_ids)
+
+    @property
+    def members(self) -> dict[str, str]:
+        """Current members: member id → member type (parcel, bag, uld, container)."""
+        return {member: m.member_type for member, m in self.membership.items() if m.added}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "handling_unit": self.handling_unit,
+            "unit_type": self.unit_type,
+            "membership": {
+                member: [m.member_type, m.added, m.event_time_ms, m.manifest_id]
+                for member, m in self.membership.items()
+            },
+            "scans": list(self.scans),
+            "manifest_ids": list(self.manifest_ids),
+            "evicted_scans": self.evicted_scans,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Unit:
+        return cls(
+            handling_unit=data["handling_unit"],
+            unit_type=data.get("unit_type"),
+            membership={member: Membership(*values) for member, values in data.get("membership", {}).items()},
+            scans=list(data.get("scans", ())),
+            manifest_ids=list(data.get("manifest_ids", ())),
+            evicted_scans=data.get("evicted_scans", 0),
+        )
+
+
+def fan_out_copy(scan: dict[str, Any], unit: Unit, member: str, member_type: str) -> dict[str, Any]:
+    """The unit scan addressed to one member, with the unit named in its references."""
+    copy = dict(scan)
+    references = dict(scan.get("references") or {})
+    reference_field = UNIT_REFERENCE_FIELDS.get(unit.unit_type or "")
+    if reference_field is not None:
+        references[reference_field] = unit.handling_unit
+    copy["references"] = references
+    if member_type == "parcel":
+        copy["tracking_number"], copy["handling_unit"] = member, None
+    else:
+        copy["tracking_number"], copy["handling_unit"] = None, member
+    return copy
+
+
+def _unit_for(unit: Unit | None, handling_unit: str | None, what: str) -> Unit:
+    if not handling_unit:
+        raise InvalidScanError("missing_handling_unit", f"{what} has no handling_unit")
+    if unit is None:
+        return Unit(handling_unit)
+    if unit.handling_unit != handling_unit:
+        raise InvalidScanError("wrong_unit", f"{what} for {handling_unit!r} applied to unit {unit.handling_unit!r}")
+    return unit
+
+
+def apply_manifest(unit: Unit | None, manifest: dict[str, Any]) -> tuple[Unit, list[dict[str, Any]]]:
+    """Apply a Manifest dict; returns the unit (mutated, or new) and the scans to fan out: every
+    kept scan for each member the manifest added."""
+    unit = _unit_for(unit, manifest.get("handling_unit"), f"manifest {manifest.get('manifest_id')!r}")
+    manifest_id: str = manifest["manifest_id"]
+    if manifest_id in unit._manifest_id_set:
+        return unit, []
+    unit.manifest_ids.append(manifest_id)
+    unit._manifest_id_set.add(manifest_id)
+    if len(unit.manifest_ids) > MAX_MANIFEST_IDS:
+        unit._manifest_id_set.discard(unit.manifest_ids.pop(0))
+    unit.unit_type = manifest["unit_type"]
+
+    added = manifest["action"] == "add"
+    decision = (manifest["event_time_ms"], manifest_id)
+    fan_out: list[dict[str, Any]] = []
+    for member in manifest["members"]:
+        current = unit.membership.get(member)
+        if current is not None and (current.event_time_ms, current.manifest_id) >= decision:
+            continue  # a later manifest already decided this member
+        unit.membership[member] = Membership(manifest["member_type"], added, decision[0], manifest_id)
+        if added and (current is None or not current.added):
+            fan_out.extend(fan_out_copy(scan, unit, member, manifest["member_type"]) for scan in unit.scans)
+    return unit, fan_out
+
+
+def apply_unit_scan(unit: Unit | None, scan: dict[str, Any]) -> tuple[Unit, list[dict[str, Any]]]:
+    """Apply a ScanEvent dict addressed to a unit; returns the unit and the copies for its members."""
+    unit = _unit_for(unit, scan.get("handling_unit"), f"scan {scan.get('event_id')!r}")
+    if scan["event_id"] in unit._scan_ids:
+        return unit, []
+    index = bisect_right(unit.scans, _scan_key(scan), key=_scan_key)
+    unit.scans.insert(index, scan)
+    unit._scan_ids.add(scan["event_id"])
+    if len(unit.scans) > MAX_KEPT_SCANS:
+        evicted = unit.scans.pop(0)
+        unit._scan_ids.discard(evicted["event_id"])
+        unit.evicted_scans += 1
+    event_time = scan["event_time_ms"]
+    fan_out = [
+        fan_out_copy(scan, unit, member, m.member_type)
+        for member, m in unit.membership.items()
+        if m.added or m.event_time_ms >= event_time
+    ]
+    return unit, fan_out

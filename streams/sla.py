@@ -1,0 +1,220 @@
+"""SLA rules (schemas.sla.SLA_RULES) evaluated on a parcel in event time: at-risk warnings, breaches
+and recoveries, each emitted exactly once.
+
+Each rule is a window ``start → deadline`` and a "met" moment, all taken from the parcel's history
+(the earliest event of a kind, so they do not depend on arrival order):
+
+- ``promise``: order (Shipment.ordered_time_ms) + the service level's promise → delivered. Needs
+  the shipment data (ORDER_CREATED); without it the rule waits.
+- ``customs_clearance``: linehaul arrival (LINEHAUL_ARRIVED/UNLOADED) + 24 h → import customs
+  cleared (IMPORT_CUSTOMS_CLEARED or any scan that can only follow it: hub departure, last mile).
+- ``hub_dwell``: linehaul arrival + 12 h → last-mile handover (or any later last-mile scan).
+- ``last_mile_delivery``: handover + 48 h → delivered.
+- ``silence``: latest scan + N h while the parcel is InTransit or OutForDelivery → any newer scan
+  (the next scan starts a new window with a new deadline) or leaving those statuses.
+
+"Delivered" means DELIVERED or AVAILABLE_FOR_PICKUP (the carrier's part is done). A returned
+parcel (terminal RETURNED) is finished: its rules stop and their open warnings close without event.
+
+Per rule and deadline: ``at_risk`` fires once the clock passes ``start + at_risk_fraction ×
+(deadline − start)``; ``breach`` fires once the clock passes the deadline (or when the milestone
+is met after it, so a late milestone still counts as a breach); ``recovered`` fires when the
+milestone is met (or the deadline moves) after an at_risk or breach. Nothing fires when the
+milestone is met before the at-risk point. ``sla_event_id`` is stable per (tracking_number, rule,
+kind, deadline); the parcel remembers the ids it emitted, so each fires exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from pydantic import Field
+
+from schemas.settings import PipelineSettings
+from schemas.sla import SLA_RULES
+
+if TYPE_CHECKING:
+    from streams.parcel import Parcel
+
+HOUR_MS: Final = 3600 * 1000
+DAY_MS: Final = 24 * HOUR_MS
+
+ARRIVAL_CODES: Final = frozenset({"LINEHAUL_ARRIVED", "LINEHAUL_UNLOADED"})
+DELIVERED_CODES: Final = frozenset({"DELIVERED", "AVAILABLE_FOR_PICKUP"})
+HANDOVER_CODES: Final = frozenset(
+    {"LASTMILE_HANDOVER", "LASTMILE_RECEIVED", "OUT_FOR_DELIVERY", "DELIVERY_ATTEMPT_FAILED"} | DELIVERED_CODES
+)
+CUSTOMS_CLEARED_CODES: Final = frozenset({"IMPORT_CUSTOMS_CLEARED", "HUB_DEPARTED"} | HANDOVER_CODES)
+#: Statuses in which a long silence means the parcel may be lost.
+SILENCE_STATUSES: Final = frozenset({"InTransit", "OutForDelivery"})
+
+
+@dataclass(frozen=True)
+class SlaRules:
+    """SLA configuration; durations in milliseconds. ``SlaRules()`` has the documented defaults."""
+
+    promise_ms: dict[str, int] = field(
+        default_factory=lambda: {"standard": 10 * DAY_MS, "express": 5 * DAY_MS, "economy": 20 * DAY_MS}
+    )
+    customs_clearance_ms: int = 24 * HOUR_MS
+    hub_dwell_ms: int = 12 * HOUR_MS
+    last_mile_delivery_ms: int = 48 * HOUR_MS
+    silence_ms: int = 72 * HOUR_MS
+    at_risk_fraction: float = 0.8
+
+    def promise_for(self, service_level: str | None) -> int:
+        """Promise of a service level; an unknown or missing level gets the standard promise."""
+        return self.promise_ms.get(service_level or "standard", self.promise_ms["standard"])
+
+    @classmethod
+    def from_settings(cls, settings: SlaSettings) -> SlaRules:
+        return cls(
+            promise_ms={
+                "standard": round(settings.sla_promise_standard_days * DAY_MS),
+                "express": round(settings.sla_promise_express_days * DAY_MS),
+                "economy": round(settings.sla_promise_economy_days * DAY_MS),
+            },
+            customs_clearance_ms=round(settings.sla_customs_clearance_hours * HOUR_MS),
+            hub_dwell_ms=round(settings.sla_hub_dwell_hours * HOUR_MS),
+            last_mile_delivery_ms=round(settings.sla_last_mile_delivery_hours * HOUR_MS),
+            silence_ms=round(settings.sla_silence_hours * HOUR_MS),
+            at_risk_fraction=settings.sla_at_risk_fraction,
+        )
+
+    @classmethod
+    def from_env(cls) -> SlaRules:
+        """Rules from ``PARCELSTREAM_SLA_*`` environment variables (see ``SlaSettings``)."""
+        return cls.from_settings(SlaSettings())
+
+
+class SlaSettings(PipelineSettings):
+    """``PARCELSTREAM_SLA_*`` variables; the worker's settings can extend this class."""
+
+    sla_promise_standard_days: float = Field(10.0, gt=0, description="Delivery promise of the standard service")
+    sla_promise_express_days: float = Field(5.0, gt=0, description="Delivery promise of the express service")
+    sla_promise_economy_days: float = Field(20.0, gt=0, description="Delivery promise of the economy service")
+    sla_customs_clearance_hours: float = Field(24.0, gt=0, description="Import customs cleared after arrival within")
+    sla_hub_dwell_hours: float = Field(12.0, gt=0, description="Arrival to last-mile handover within")
+    sla_last_mile_delivery_hours: float = Field(48.0, gt=0, description="Handover to delivery within")
+    sla_silence_hours: float = Field(72.0, gt=0, description="No scan for this long while in transit: maybe lost")
+    sla_at_risk_fraction: float = Field(
+        0.8, gt=0, lt=1, description="At-risk warning once this fraction of a rule's window has passed"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    start_ms: int
+    deadline_ms: int
+    met_ms: int | None  # when the milestone was met; None while it is not
+
+
+def sla_event_id(tracking_number: str, rule: str, kind: str, deadline_ms: int) -> str:
+    return hashlib.sha256(f"{tracking_number}|{rule}|{kind}|{deadline_ms}".encode()).hexdigest()[:32]
+
+
+def windows(parcel: Parcel, rules: SlaRules) -> dict[str, Window]:
+    """The window of every rule that applies to the parcel now (finished parcels: none)."""
+    if parcel.current.terminal and parcel.current.code == "RETURNED":
+        return {}
+    found: dict[str, Window] = {}
+    delivered = parcel.first_time(DELIVERED_CODES)
+    ordered = parcel.ordered_time_ms
+    if ordered is not None:
+        found["promise"] = Window(ordered, ordered + rules.promise_for(parcel.service_level), delivered)
+    arrived = parcel.first_time(ARRIVAL_CODES)
+    handover = parcel.first_time(HANDOVER_CODES)
+    if arrived is not None:
+        cleared = parcel.first_time(CUSTOMS_CLEARED_CODES)
+        found["customs_clearance"] = Window(arrived, arrived + rules.customs_clearance_ms, cleared)
+        found["hub_dwell"] = Window(arrived, arrived + rules.hub_dwell_ms, handover)
+    if handover is not None:
+        found["last_mile_delivery"] = Window(handover, handover + rules.last_mile_delivery_ms, delivered)
+    if parcel.status in SILENCE_STATUSES:
+        last = parcel.last_event_time_ms
+        found["silence"] = Window(last, last + rules.silence_ms, None)
+    return found
+
+
+def _at_risk_ms(window: Window, rules: SlaRules) -> int:
+    return window.start_ms + int(rules.at_risk_fraction * (window.deadline_ms - window.start_ms))
+
+
+def evaluate(parcel: Parcel, rules: SlaRules, now_ms: int) -> list[dict[str, Any]]:
+    """SlaEvent dicts due at ``now_ms`` (event-time clock) not yet emitted for this parcel.
+
+    Records what it returns on the parcel (emitted ids, open rules), so call it once per outcome
+    and publish everything it returns. When it returns events, ``parcel.open_sla`` changed too.
+    """
+    events: list[dict[str, Any]] = []
+    current = windows(parcel, rules)
+    finished = not current and parcel.current.code == "RETURNED"
+
+    def emit(rule: str, kind: str, deadline_ms: int) -> bool:
+        event_id = sla_event_id(parcel.tracking_number, rule, kind, deadline_ms)
+        if event_id in parcel.sla_emitted:
+            return False
+        parcel.sla_emitted.add(event_id)
+        events.append(
+            {
+                "sla_event_id": event_id,
+                "tracking_number": parcel.tracking_number,
+                "rule": rule,
+                "kind": kind,
+                "deadline_ms": deadline_ms,
+                "observed_ms": now_ms,
+                "route": parcel.route,
+                "carrier": parcel.carrier,
+                "service_level": parcel.service_level,
+            }
+        )
+        return True
+
+    for rule in SLA_RULES:
+        window = current.get(rule)
+        opened = parcel.sla_open.get(rule)
+        if opened is not None and (window is None or window.deadline_ms != opened[1]):
+            # The condition that opened it is gone: a newer scan (silence), an earlier start found
+            # late, or the rule stopped applying. A finished parcel closes without an event.
+            del parcel.sla_open[rule]
+            if not finished:
+                emit(rule, "recovered", opened[1])
+        if window is None:
+            continue
+        deadline = window.deadline_ms
+        if window.met_ms is not None:
+            if window.met_ms > deadline:
+                emit(rule, "breach", deadline)
+            if emitted_kind(parcel, rule, "at_risk", deadline) or emitted_kind(parcel, rule, "breach", deadline):
+                emit(rule, "recovered", deadline)
+            parcel.sla_open.pop(rule, None)
+        elif now_ms >= deadline:
+            emit(rule, "breach", deadline)
+            parcel.sla_open[rule] = ("breach", deadline)
+        elif now_ms >= _at_risk_ms(window, rules) and not emitted_kind(parcel, rule, "breach", deadline):
+            emit(rule, "at_risk", deadline)
+            parcel.sla_open[rule] = ("at_risk", deadline)
+    return events
+
+
+def next_deadline_ms(parcel: Parcel, rules: SlaRules) -> int | None:
+    """The earliest event time at which ``evaluate`` would emit something with no further scan."""
+    candidates: list[int] = []
+    for rule, window in windows(parcel, rules).items():
+        if window.met_ms is not None:
+            continue
+        deadline = window.deadline_ms
+        if emitted_kind(parcel, rule, "breach", deadline):
+            continue
+        if emitted_kind(parcel, rule, "at_risk", deadline):
+            candidates.append(deadline)
+        else:
+            candidates.append(_at_risk_ms(window, rules))
+    return min(candidates, default=None)
+
+
+def emitted_kind(parcel: Parcel, rule: str, kind: str, deadline_ms: int) -> bool:
+    """Whether the parcel already emitted this rule's ``kind`` for ``deadline_ms``."""
+    return sla_event_id(parcel.tracking_number, rule, kind, deadline_ms) in parcel.sla_emitted

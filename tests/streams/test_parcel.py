@@ -1,0 +1,260 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from schemas.codec import default_codec
+from streams.parcel import Outcome, Parcel, apply_scan, update_id
+from streams.sla import SlaRules
+from streams.taxonomy import InvalidScanError, UnknownScanCode
+from tests.streams.builders import DAY, HOUR, T0, TN, location, scan, shipment
+
+RULES = SlaRules()
+LGG = location("LGG", country="BE")
+HGH = location("HGH", country="CN")
+
+
+def run(*scans: dict[str, Any], parcel: Parcel | None = None) -> tuple[Parcel, list[Outcome]]:
+    outcomes = []
+    for event in scans:
+        outcome = apply_scan(parcel, event, RULES, event["event_time_ms"])
+        parcel = outcome.parcel
+        outcomes.append(outcome)
+    assert parcel is not None
+    return parcel, outcomes
+
+
+def statuses(outcomes: list[Outcome]) -> list[tuple[str, str]]:
+    return [(u["status"], u["sub_status"]) for o in outcomes for u in o.status_updates]
+
+
+def test_first_scan_creates_the_parcel_and_its_records_fit_the_schemas() -> None:
+    parcel, (outcome,) = run(scan("ORDER_CREATED", T0, with_shipment=shipment()))
+    assert outcome.changed and not outcome.duplicate
+    codec = default_codec()
+    assert codec.validate("ParcelState", parcel.to_record()) == []
+    assert [codec.validate("StatusUpdate", u) for u in outcome.status_updates] == [[]]
+    record = parcel.to_record()
+    assert (record["status"], record["sub_status"], record["version"]) == ("InfoReceived", "order_created", 1)
+    assert (record["service_level"], record["merchant"], record["destination_postcode"]) == (
+        "standard",
+        "shop-1",
+        "4000",
+    )
+
+
+def test_history_is_in_event_time_order_whatever_the_arrival_order_ties_by_event_id() -> None:
+    parcel, _ = run(
+        scan("HUB_SORTED", T0 + 3 * HOUR, "c"),
+        scan("ORIGIN_RECEIVED", T0 + HOUR, "a"),
+        scan("HUB_RECEIVED", T0 + 2 * HOUR, "b2"),
+        scan("HUB_MISSORTED", T0 + 2 * HOUR, "b1"),
+    )
+    assert [h["event_id"] for h in parcel.to_record()["history"]] == ["a", "b1", "b2", "c"]
+
+
+def test_the_same_event_id_twice_changes_nothing() -> None:
+    first = scan("HUB_RECEIVED", T0, "e1", where=LGG)
+    parcel, _ = run(first)
+    before = parcel.to_record()
+    again = dict(first, code="HUB_SORTED", event_time_ms=T0 + HOUR)  # a replay, even with other content
+    outcome = apply_scan(parcel, again, RULES, T0 + HOUR)
+    assert outcome.duplicate and not outcome.changed
+    assert outcome.status_updates == [] and outcome.sla_events == []
+    assert parcel.to_record() == before
+
+
+def test_a_late_older_event_fills_history_but_never_moves_the_status_backwards() -> None:
+    parcel, _ = run(scan("OUT_FOR_DELIVERY", T0 + 5 * HOUR, where=location("4000", "address_area")))
+    outcome = apply_scan(parcel, scan("IMPORT_CUSTOMS_HELD", T0 + HOUR, where=LGG), RULES, T0 + 5 * HOUR)
+    record = parcel.to_record()
+    assert outcome.changed
+    assert (record["status"], record["sub_status"]) == ("OutForDelivery", "out_for_delivery")
+    assert record["version"] == 2
+    assert [h["code"] for h in record["history"]] == ["IMPORT_CUSTOMS_HELD", "OUT_FOR_DELIVERY"]
+    assert record["last_location"]["code"] == "4000"
+    assert record["last_event_time_ms"] == T0 + 5 * HOUR
+
+
+def test_delivered_holds_against_a_later_stamped_upstream_scan() -> None:
+    parcel, outcomes = run(
+        scan("OUT_FOR_DELIVERY", T0),
+        scan("DELIVERED", T0 + HOUR, where=location("4000", "address_area")),
+        scan("HUB_SORTED", T0 + 2 * HOUR, where=LGG),  # a device with a wrong clock
+    )
+    record = parcel.to_record()
+    assert record["status"] == "Delivered"
+    assert record["last_location"]["code"] == "4000"
+    assert record["last_event_id"] == record["history"][-1]["event_id"]
+    assert outcomes[-1].status_updates == []
+
+
+def test_delivered_is_reopened_by_a_later_delivery_step() -> None:
+    parcel, outcomes = run(scan("DELIVERED", T0), scan("DELIVERY_ATTEMPT_FAILED", T0 + HOUR))
+    assert parcel.status == "AttemptFail"
+    assert statuses(outcomes)[-1] == ("AttemptFail", "attempt_failed")
+
+
+def test_a_late_delivered_scan_takes_over_from_later_stamped_upstream_scans() -> None:
+    parcel, outcomes = run(scan("HUB_SORTED", T0 + 2 * HOUR), scan("DELIVERED", T0 + HOUR))
+    assert parcel.status == "Delivered"
+    assert ("Delivered", "delivered") in statuses(outcomes)
+
+
+def test_returned_is_final() -> None:
+    parcel, _ = run(scan("RETURNED", T0), scan("OUT_FOR_DELIVERY", T0 + HOUR), scan("DELIVERED", T0 + 2 * HOUR))
+    assert (parcel.status, parcel.sub_status) == ("Exception", "returned_to_sender")
+    assert parcel.to_record()["estimated_delivery"] is None
+
+
+def test_lost_parcel_that_scans_again_is_found() -> None:
+    parcel, _ = run(scan("LOST", T0), scan("HUB_RECEIVED", T0 + HOUR))
+    assert (parcel.status, parcel.sub_status) == ("InTransit", "received_at_hub")
+
+
+def test_last_known_location_skips_scans_without_location() -> None:
+    parcel, _ = run(scan("LINEHAUL_ARRIVED", T0, where=LGG), scan("IMPORT_CUSTOMS_PRESENTED", T0 + HOUR))
+    assert parcel.to_record()["last_location"] == LGG
+
+
+@pytest.mark.parametrize(("service_level", "days"), [("standard", 10), ("express", 5), ("economy", 20)])
+def test_promise_follows_the_service_level(service_level: str, days: int) -> None:
+    parcel, _ = run(scan("ORDER_CREATED", T0, with_shipment=shipment(service_level, ordered_ms=T0)))
+    estimate = parcel.to_record()["estimated_delivery"]
+    assert estimate["promised_ms"] == T0 + days * DAY
+    assert T0 < estimate["earliest_ms"] <= estimate["latest_ms"] <= estimate["promised_ms"]
+
+
+def test_estimate_moves_when_the_parcel_is_delayed() -> None:
+    order = scan("ORDER_CREATED", T0, with_shipment=shipment())
+    on_time, _ = run(order, scan("LINEHAUL_DEPARTED", T0 + DAY, "dep"))
+    late, _ = run(order, scan("LINEHAUL_DEPARTED", T0 + 6 * DAY, "dep"))
+    on_time_estimate = on_time.to_record()["estimated_delivery"]
+    late_estimate = late.to_record()["estimated_delivery"]
+    assert late_estimate["latest_ms"] > on_time_estimate["latest_ms"]
+    assert late_estimate["earliest_ms"] > on_time_estimate["earliest_ms"]
+    assert on_time.to_record()["on_time"] is True
+    assert late.to_record()["on_time"] is False
+    # further on, the window narrows
+    nearer, _ = run(order, scan("OUT_FOR_DELIVERY", T0 + 3 * DAY))
+    window = nearer.to_record()["estimated_delivery"]
+    assert window["latest_ms"] - window["earliest_ms"] < on_time_estimate["latest_ms"] - on_time_estimate["earliest_ms"]
+
+
+def test_delivered_parcel_estimate_is_its_delivery_time() -> None:
+    parcel, _ = run(scan("ORDER_CREATED", T0, with_shipment=shipment("express")), scan("DELIVERED", T0 + 6 * DAY))
+    record = parcel.to_record()
+    assert record["estimated_delivery"] == {
+        "earliest_ms": T0 + 6 * DAY,
+        "latest_ms": T0 + 6 * DAY,
+        "promised_ms": T0 + 5 * DAY,
+    }
+    assert record["on_time"] is False
+
+
+def test_status_updates_only_for_customer_visible_changes() -> None:
+    _, outcomes = run(
+        scan("HUB_RECEIVED", T0, "a"),
+        scan("HUB_RECEIVED", T0 + HOUR, "b"),  # same status and sub-status: nothing to tell
+        scan("HUB_SORTED", T0 + 2 * HOUR, "c"),
+        scan("HUB_SORTED", T0 + 2 * HOUR, "c"),  # duplicate
+        scan("OUT_FOR_DELIVERY", T0 + 3 * HOUR, "d"),
+    )
+    updates = [u for o in outcomes for u in o.status_updates]
+    assert [(u["sub_status"], u["event_id"]) for u in updates] == [
+        ("received_at_hub", "a"),
+        ("sorted_at_hub", "c"),
+        ("out_for_delivery", "d"),
+    ]
+    assert [u["sequence"] for u in updates] == [1, 2, 3]
+    assert [u["previous_status"] for u in updates] == [None, "InTransit", "InTransit"]
+
+
+def test_update_ids_are_stable_and_count_repeated_statuses() -> None:
+    journey = [
+        scan("OUT_FOR_DELIVERY", T0, "ofd1"),
+        scan("DELIVERY_ATTEMPT_FAILED", T0 + HOUR, "af"),
+        scan("OUT_FOR_DELIVERY", T0 + DAY, "ofd2"),
+    ]
+    _, first = run(*journey)
+    _, replay = run(*journey)
+    ids = [u["update_id"] for o in first for u in o.status_updates]
+    assert ids == [u["update_id"] for o in replay for u in o.status_updates]
+    assert len(set(ids)) == 3
+    assert ids[2] == update_id(TN, "OutForDelivery", "out_for_delivery", 2)
+
+
+def test_a_late_event_that_adds_a_past_status_is_published_with_its_own_time() -> None:
+    parcel, _ = run(scan("HUB_SORTED", T0 + 2 * HOUR, "late-arrival-first"))
+    outcome = apply_scan(parcel, scan("IMPORT_CUSTOMS_HELD", T0 + HOUR, "held"), RULES, T0 + 2 * HOUR)
+    (update,) = outcome.status_updates
+    assert (update["status"], update["event_id"], update["event_time_ms"]) == ("CustomsHold", "held", T0 + HOUR)
+    assert update["sequence"] == 2
+    assert parcel.status == "InTransit"
+
+
+def test_scans_before_the_order_data_work_and_the_late_order_fills_it_in() -> None:
+    parcel, _ = run(scan("LINEHAUL_DEPARTED", T0 + DAY, where=HGH))
+    record = parcel.to_record()
+    assert record["service_level"] is None and record["merchant"] is None
+    assert record["estimated_delivery"]["promised_ms"] is None
+    outcome = apply_scan(parcel, scan("ORDER_CREATED", T0, with_shipment=shipment("express")), RULES, T0 + DAY)
+    record = parcel.to_record()
+    assert record["status"] == "InTransit"
+    assert record["service_level"] == "express"
+    assert record["estimated_delivery"]["promised_ms"] == T0 + 5 * DAY
+    assert record["route"] == "HGH-BE"
+    assert [u["status"] for u in outcome.status_updates] == ["InfoReceived"]
+
+
+def test_route_is_origin_arrival_destination() -> None:
+    parcel, _ = run(
+        scan("ORDER_CREATED", T0, with_shipment=shipment()),
+        scan("LINEHAUL_DEPARTED", T0 + DAY, where=HGH),
+        scan("LINEHAUL_ARRIVED", T0 + 2 * DAY, where=LGG),
+    )
+    assert parcel.route == "HGH-LGG-BE"
+
+
+@pytest.mark.parametrize(
+    ("change", "reason_code"),
+    [
+        ({"code": "NOT_A_CODE"}, "unknown_code"),
+        ({"tracking_number": None}, "missing_tracking_number"),
+        ({"tracking_number": "OTHER"}, "wrong_parcel"),
+        ({"event_id": ""}, "malformed_record"),
+    ],
+)
+def test_invalid_scans_are_refused_and_leave_the_parcel_unchanged(change: dict[str, Any], reason_code: str) -> None:
+    parcel, _ = run(scan("HUB_RECEIVED", T0))
+    before = parcel.to_dict()
+    with pytest.raises(InvalidScanError) as error:
+        apply_scan(parcel, dict(scan("HUB_SORTED", T0 + HOUR), **change), RULES, T0 + HOUR)
+    assert error.value.reason_code == reason_code
+    assert parcel.to_dict() == before
+
+
+def test_unknown_code_raises_unknown_scan_code() -> None:
+    with pytest.raises(UnknownScanCode):
+        apply_scan(None, scan("BOGUS", T0), RULES, T0)
+
+
+def test_table_value_round_trips_through_json_and_processing_continues_the_same() -> None:
+    journey = [
+        scan("ORDER_CREATED", T0, with_shipment=shipment()),
+        scan("LINEHAUL_ARRIVED", T0 + 3 * DAY, where=LGG),
+        scan("IMPORT_CUSTOMS_HELD", T0 + 3 * DAY + HOUR),
+    ]
+    parcel, _ = run(*journey)
+    restored = Parcel.from_dict(json.loads(json.dumps(parcel.to_dict())))
+    assert restored == parcel
+    assert restored.to_record() == parcel.to_record()
+    late = scan("LINEHAUL_DEPARTED", T0 + DAY, where=HGH)
+    direct = apply_scan(parcel, late, RULES, T0 + 5 * DAY)
+    via_table = apply_scan(restored, late, RULES, T0 + 5 * DAY)
+    assert via_table.status_updates == direct.status_updates
+    assert via_table.sla_events == direct.sla_events
+    assert restored.to_record() == parcel.to_record()
+    assert apply_scan(restored, late, RULES, T0 + 5 * DAY).duplicate

@@ -1,0 +1,154 @@
+"""Property tests: whatever the arrival order and duplication of a journey's events (parcel scans,
+unit scans through bags and ULDs, manifests), the parcels end in the same state and the same set
+of status updates is published as for the ordered stream."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas.codec import default_codec
+from streams.sla import evaluate
+from tests.streams.builders import HOUR, T0, Pipeline, location, manifest, scan, shipment
+
+BAG = "BAG-7"
+ULD = "AKE70001CK"
+PLACES = [location("HGH", country="CN"), location("LGG", country="BE"), location("LGG-HUB-1", "facility"), None]
+
+# (code, level, optional): the import flow of one parcel; level says who is scanned.
+TEMPLATE: list[tuple[str, str, bool]] = [
+    ("ORIGIN_RECEIVED", "parcel", False),
+    ("ORIGIN_SORTED", "parcel", True),
+    ("EXPORT_CUSTOMS_HELD", "parcel", True),
+    ("EXPORT_CUSTOMS_CLEARED", "bag", True),
+    ("LINEHAUL_RECEIVED", "uld", True),
+    ("LINEHAUL_DEPARTED", "uld", False),
+    ("TRANSIT_ARRIVED", "uld", True),
+    ("TRANSIT_DEPARTED", "uld", True),
+    ("LINEHAUL_ARRIVED", "uld", False),
+    ("LINEHAUL_UNLOADED", "bag", True),
+    ("IMPORT_CUSTOMS_PRESENTED", "bag", True),
+    ("IMPORT_CUSTOMS_HELD", "parcel", True),
+    ("IMPORT_CUSTOMS_CLEARED", "bag", False),
+    ("HUB_RECEIVED", "bag", False),
+    ("HUB_SORTED", "parcel", False),
+    ("HUB_MISSORTED", "parcel", True),
+    ("HUB_SORTED", "parcel", True),
+    ("HUB_DEPARTED", "parcel", True),
+    ("LASTMILE_HANDOVER", "parcel", False),
+    ("LASTMILE_RECEIVED", "parcel", True),
+    ("OUT_FOR_DELIVERY", "parcel", False),
+]
+ENDINGS: list[list[str]] = [
+    ["DELIVERED"],
+    ["AVAILABLE_FOR_PICKUP", "DELIVERED"],
+    ["DELIVERY_ATTEMPT_FAILED", "OUT_FOR_DELIVERY", "DELIVERED"],
+    ["DELIVERY_ATTEMPT_FAILED", "OUT_FOR_DELIVERY", "DELIVERY_ATTEMPT_FAILED", "RETURN_TO_SENDER", "RETURNED"],
+    ["LOST"],
+]
+
+
+@dataclass
+class Journey:
+    tracking_numbers: list[str]
+    messages: list[tuple[str, dict[str, Any]]]  # in event-time order, manifests first
+
+
+@st.composite
+def journeys(draw: st.DrawFn) -> Journey:
+    parcels = [f"LP{index:09d}CN" for index in range(draw(st.integers(1, 3)))]
+    codes = [(code, level) for code, level, optional in TEMPLATE if not optional or draw(st.booleans())]
+    codes += [(code, "parcel") for code in draw(st.sampled_from(ENDINGS))]
+    codes = codes[: draw(st.integers(1, len(codes)))]  # a journey may still be under way
+    with_order = draw(st.booleans())
+    service_level = draw(st.sampled_from(["standard", "express", "economy"]))
+
+    # Manifests: the ULD holds the bag; the bag's parcels may join in two manifests.
+    split = draw(st.integers(1, len(parcels)))
+    messages: list[tuple[str, dict[str, Any]]] = [
+        ("manifest", manifest("uld-m1", ULD, [BAG], unit_type="uld", member_type="bag", time_ms=T0)),
+        ("manifest", manifest("bag-m1", BAG, parcels[:split], time_ms=T0)),
+    ]
+    if split < len(parcels):
+        messages.append(("manifest", manifest("bag-m2", BAG, parcels[split:], time_ms=T0 + HOUR)))
+    if with_order:
+        for number in parcels:
+            order = scan("ORDER_CREATED", T0, f"{number}-order", tracking_number=number)
+            order["shipment"] = shipment(service_level, ordered_ms=T0)
+            messages.append(("scan", order))
+
+    time_ms = T0
+    for step, (code, level) in enumerate(codes):
+        time_ms += draw(st.integers(60_000, 40 * HOUR))  # strictly increasing event times
+        where = draw(st.sampled_from(PLACES))
+        carrier = draw(st.sampled_from(["CK", "BPOST", "CN"]))
+        if level == "parcel":
+            for number in parcels:
+                event = scan(code, time_ms, f"{number}-{step}", tracking_number=number, where=where, carrier=carrier)
+                messages.append(("scan", event))
+        else:
+            unit = ULD if level == "uld" else BAG
+            event = scan(code, time_ms, f"{unit}-{step}", tracking_number=None, handling_unit=unit, where=where)
+            messages.append(("scan", event))
+    return Journey(parcels, messages)
+
+
+def process(messages: list[tuple[str, dict[str, Any]]], tracking_numbers: list[str]) -> Pipeline:
+    pipeline = Pipeline()
+    for kind, value in messages:
+        pipeline.feed(kind, value)
+    final_now = pipeline.clock.now_ms(0)
+    for number in tracking_numbers:  # the SLA timer's sweep at the end
+        pipeline.sla_events.extend(evaluate(pipeline.parcels[number], pipeline.rules, final_now))
+    return pipeline
+
+
+def update_ids(pipeline: Pipeline, tracking_number: str) -> list[str]:
+    return [u["update_id"] for u in pipeline.status_updates if u["tracking_number"] == tracking_number]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(journey=journeys(), seed=st.randoms(use_true_random=False), data=st.data())
+def test_any_shuffle_and_duplication_gives_the_same_parcels_and_update_ids(
+    journey: Journey, seed: random.Random, data: st.DataObject
+) -> None:
+    ordered = process(journey.messages, journey.tracking_numbers)
+
+    duplicates = data.draw(st.lists(st.sampled_from(journey.messages), max_size=len(journey.messages)))
+    shuffled_messages = journey.messages + duplicates
+    seed.shuffle(shuffled_messages)
+    shuffled = process(shuffled_messages, journey.tracking_numbers)
+
+    codec = default_codec()
+    for number in journey.tracking_numbers:
+        record = ordered.parcels[number].to_record()
+        assert shuffled.parcels[number].to_record() == record
+        assert codec.validate("ParcelState", record) == []
+        ordered_ids = update_ids(ordered, number)
+        shuffled_ids = update_ids(shuffled, number)
+        assert set(shuffled_ids) == set(ordered_ids)
+        assert len(shuffled_ids) == len(set(shuffled_ids)), "an update published twice"
+        sequences = [u["sequence"] for u in shuffled.status_updates if u["tracking_number"] == number]
+        assert sequences == list(range(1, len(sequences) + 1))
+        # The ordered stream publishes exactly the customer-visible changes, in order.
+        visible = [(u["status"], u["sub_status"]) for u in ordered.status_updates if u["tracking_number"] == number]
+        assert all(a != b for a, b in pairwise(visible))
+        assert visible[-1] == (record["status"], record["sub_status"])
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(journey=journeys(), seed=st.randoms(use_true_random=False))
+def test_sla_events_are_never_published_twice(journey: Journey, seed: random.Random) -> None:
+    messages = journey.messages * 2
+    seed.shuffle(messages)
+    pipeline = process(messages, journey.tracking_numbers)
+    counts = Counter(e["sla_event_id"] for e in pipeline.sla_events)
+    assert all(count == 1 for count in counts.values())
+    codec = default_codec()
+    assert all(codec.validate("SlaEvent", e) == [] for e in pipeline.sla_events)
