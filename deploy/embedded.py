@@ -139,10 +139,11 @@ def create_topics(
     partitions: int,
     specs: Iterable[TopicSpec] = ALL_TOPICS,
     timeout: float = 30.0,
+    replication_factor: int = 1,
 ) -> list[str]:
     """Create the pipeline's topics with explicit configs; existing topics are left as they are."""
     admin = AdminClient({"bootstrap.servers": bootstrap_servers})
-    new = [NewTopic(spec.name(prefix), partitions, 1, config=spec.config()) for spec in specs]
+    new = [NewTopic(spec.name(prefix), partitions, replication_factor, config=spec.config()) for spec in specs]
     futures = admin.create_topics(new, operation_timeout=timeout, request_timeout=timeout)
     created = []
     for name, future in futures.items():

@@ -19,6 +19,8 @@ class PipelineSettings(BaseSettings):
     """Prefix of every topic name: <prefix>.scans, <prefix>.parcel-state, ..."""
     partitions: int = 4
     """Partitions of each topic when the pipeline creates them."""
+    replication_factor: int = 1
+    """Replicas of each topic when the pipeline creates them (3 on a production cluster)."""
 
     @property
     def topics(self) -> TopicNames:

@@ -27,3 +27,11 @@ if ! command -v promtool >/dev/null 2>&1; then
   fi
 fi
 promtool --version >/dev/null
+
+# Chromium (Debian package) runs the tracking page's browser test (tests/consumers/tracking/);
+# Playwright drives this one and never downloads a browser of its own.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing chromium (Debian package)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+/usr/bin/chromium --version >/dev/null 2>&1

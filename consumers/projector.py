@@ -1,0 +1,334 @@
+"""The projector: keeps the Redis read model (``consumers/read_model.py``) in step with ``parcel-state``.
+
+A thin shell: it consumes in batches with a consumer group and auto-commit off, applies each batch
+to Redis in one optimistic MULTI/EXEC (WATCH on the batch's parcels, so a consumer that lost its
+partitions in a rebalance cannot write an older version over a newer one), and commits the offsets
+only after Redis has the writes and every dead letter of the batch is acknowledged. A crash
+therefore replays the batch, which the version check makes harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from consumers import metrics
+from consumers.read_model import (
+    InvalidRecordError,
+    Keys,
+    ProjectedParcel,
+    StoredIndexEntry,
+    WritePlan,
+    normalize_tracking_number,
+    plan_delete,
+    plan_write,
+    project,
+)
+from consumers.settings import ConsumerSettings
+from schemas.codec import Codec, DecodeError, default_codec
+from schemas.statuses import STATUSES
+from schemas.topics import KEY_PARTITIONER
+
+STAGE = "projector"
+
+
+class ProjectorError(RuntimeError):
+    """The projector cannot go on; the message says why in one line."""
+
+
+@dataclass
+class ProjectorStats:
+    messages: int = 0
+    applied: int = 0
+    stale: int = 0  # older or replayed versions that changed nothing
+    deleted: int = 0
+    dead_lettered: int = 0
+    batches: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"{self.messages:,} messages: {self.applied:,} states applied, {self.stale:,} older or replayed "
+            f"ignored, {self.deleted:,} parcels deleted, {self.dead_lettered:,} dead-lettered"
+        )
+
+
+@dataclass
+class ParcelChange:
+    """The net effect of one batch on one parcel: optional delete (tombstone), then the newest state."""
+
+    delete: bool = False
+    state: ProjectedParcel | None = None
+
+
+def reduce_batch(items: list[tuple[str, ProjectedParcel | None]]) -> dict[str, ParcelChange]:
+    """Fold a batch (in offset order; None is a tombstone) into one change per parcel."""
+    changes: dict[str, ParcelChange] = {}
+    for tracking_number, state in items:
+        change = changes.setdefault(tracking_number, ParcelChange())
+        if state is None:
+            change.delete, change.state = True, None
+        elif change.state is None or state.version > change.state.version:
+            change.state = state
+    return changes
+
+
+class DeadLetterSink:
+    """Publishes DeadLetter records (stage "projector"); ``flush`` fails unless all are acknowledged."""
+
+    def __init__(self, bootstrap_servers: str, topic: str, codec: Codec) -> None:
+        self.topic = topic
+        self.codec = codec
+        self._failures: list[str] = []
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "enable.idempotence": True,
+                "acks": "all",
+                "partitioner": KEY_PARTITIONER,
+                "linger.ms": 5,
+                "log_level": 3,
+            }
+        )
+
+    def _on_delivery(self, error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            self._failures.append(error.str())
+
+    def send(self, message: Message, reason_code: str, reason: str) -> None:
+        payload = message.value() or b""
+        source = f"{message.topic()}:{message.partition()}:{message.offset()}"
+        dead_letter = {
+            # Stable id: a replayed message gives the same dead letter id.
+            "dead_letter_id": hashlib.sha256(f"{STAGE}|{source}|".encode() + payload).hexdigest()[:32],
+            "stage": STAGE,
+            "reason_code": reason_code,
+            "reason": reason,
+            "source_topic": message.topic(),
+            "source_partition": message.partition(),
+            "source_offset": message.offset(),
+            "source_reference": None,
+            "key": message.key(),
+            "payload": payload,
+            "recorded_time_ms": time.time_ns() // 1_000_000,
+        }
+        self._producer.produce(
+            self.topic,
+            key=message.key(),
+            value=self.codec.encode("DeadLetter", dead_letter),
+            on_delivery=self._on_delivery,
+        )
+        self._producer.poll(0)
+        metrics.DEAD_LETTERS.labels(STAGE, reason_code).inc()
+
+    def flush(self, timeout: float = 30.0) -> None:
+        remaining = self._producer.flush(timeout)
+        failures, self._failures = self._failures, []
+        if remaining or failures:
+            detail = failures[0] if failures else f"{remaining} not acknowledged within {timeout:.0f} s"
+            raise ProjectorError(f"dead letters were not accepted by the broker ({detail}); offsets not committed")
+
+
+def consumer_config(settings: ConsumerSettings) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "group.id": settings.projector_group_id,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        # Short session: a restarted projector gets its partitions back quickly.
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 1000,
+        "log_level": 3,
+    }
+
+
+class Projector:
+    """Consume ``parcel-state`` into Redis until ``stop`` is set; ``run`` returns the totals."""
+
+    def __init__(
+        self,
+        settings: ConsumerSettings,
+        *,
+        log: Callable[[str], None] = lambda _line: None,
+        batch_size: int = 500,
+        progress_interval: float = 10.0,
+    ) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.redis_prefix)
+        self.codec = default_codec()
+        self.log = log
+        self.batch_size = batch_size
+        self.progress_interval = progress_interval
+        self.stats = ProjectorStats()
+        self.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+
+    def run(self, stop: threading.Event) -> ProjectorStats:
+        topic = self.settings.topics.parcel_state
+        consumer = Consumer(consumer_config(self.settings))
+        dead_letters = DeadLetterSink(self.settings.bootstrap_servers, self.settings.topics.dead_letters, self.codec)
+        consumer.subscribe([topic])
+        metrics.WORKER_UP.labels(STAGE).set(1)
+        next_progress = next_lag = time.monotonic()
+        try:
+            self._retry_redis(self._refresh_status_counts, stop)
+            while not stop.is_set():
+                messages = consumer.consume(self.batch_size, timeout=0.5)
+                if messages:
+                    self._process_batch(consumer, dead_letters, messages, stop)
+                now = time.monotonic()
+                if now >= next_lag:
+                    self._record_lag(consumer)
+                    next_lag = now + 10
+                if now >= next_progress and self.stats.messages:
+                    self.log(f"projector: {self.stats.summary()}")
+                    next_progress = now + self.progress_interval
+        finally:
+            metrics.WORKER_UP.labels(STAGE).set(0)
+            consumer.close()
+            dead_letters.flush(5)
+            self.redis.close()
+        return self.stats
+
+    def _process_batch(
+        self, consumer: Consumer, dead_letters: DeadLetterSink, messages: list[Message], stop: threading.Event
+    ) -> None:
+        items: list[tuple[str, ProjectedParcel | None]] = []
+        offsets: dict[tuple[str, int], int] = {}
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.fatal():
+                    raise ProjectorError(f"Kafka consumer failed: {error.str()}")
+                self.log(f"projector: Kafka reports {error.str()}")
+                continue
+            offsets[(message.topic(), message.partition())] = message.offset() + 1
+            self.stats.messages += 1
+            try:
+                items.append(self._decode(message))
+            except InvalidRecordError as invalid:
+                dead_letters.send(message, invalid.reason_code, invalid.reason)
+                self.stats.dead_lettered += 1
+        changes = reduce_batch(items)
+        # States folded away by a newer one of the same batch changed nothing either.
+        self.stats.stale += sum(state is not None for _, state in items) - sum(
+            change.state is not None for change in changes.values()
+        )
+        if changes and not self._retry_redis(lambda: self._apply(changes), stop):
+            return  # stopped while Redis was down: the batch is not committed and will be replayed
+        dead_letters.flush()
+        if offsets:
+            try:
+                consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False)
+            except KafkaException as error:
+                # E.g. a rebalance took the partition: its new owner replays from the last commit.
+                self.log(f"projector: offsets not committed ({error.args[0].str()}); the batch will be replayed")
+        self.stats.batches += 1
+
+    def _decode(self, message: Message) -> tuple[str, ProjectedParcel | None]:
+        value = message.value()
+        if value is None:
+            key = (message.key() or b"").decode(errors="replace")
+            return normalize_tracking_number(key), None
+        try:
+            decoded = self.codec.decode(value, expect="ParcelState")
+        except DecodeError as error:
+            raise InvalidRecordError(
+                "undecodable", f"not a ParcelState ({error.reason_code}): {error.reason}"
+            ) from error
+        return (state := project(decoded.value)).tracking_number, state
+
+    def _apply(self, changes: dict[str, ParcelChange]) -> None:
+        tracking_numbers = sorted(changes)
+        hash_keys = [self.keys.parcel(tn) for tn in tracking_numbers]
+        with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(*hash_keys)
+                    plans: list[WritePlan] = []
+                    applied = deleted = stale = 0
+                    for tn, hash_key in zip(tracking_numbers, hash_keys, strict=True):
+                        stored = StoredIndexEntry.from_values(pipe.hmget(hash_key, StoredIndexEntry.FIELDS))
+                        change = changes[tn]
+                        if change.delete:
+                            delete = plan_delete(self.keys, tn, stored)
+                            if delete is not None:
+                                plans.append(delete)
+                                deleted += 1
+                            stored = None
+                        if change.state is not None:
+                            write = plan_write(self.keys, change.state, stored)
+                            if write is None:
+                                stale += 1
+                            else:
+                                plans.append(write)
+                                applied += 1
+                    pipe.multi()
+                    for plan in plans:
+                        queue_plan(pipe, plan)
+                    pipe.execute()
+                    break
+                except redis.WatchError:
+                    continue  # another writer touched one of these parcels: read again and re-plan
+        self.stats.applied += applied
+        self.stats.deleted += deleted
+        self.stats.stale += stale
+        now_s = time.time()
+        for change in changes.values():
+            if change.state is not None:
+                lag = now_s - change.state.score / 1000
+                metrics.EVENT_TIME_LAG.labels(STAGE).observe(max(lag, 0.0))
+        self._refresh_status_counts()
+
+    def _refresh_status_counts(self) -> None:
+        with self.redis.pipeline(transaction=False) as pipe:
+            for status in STATUSES:
+                pipe.zcard(self.keys.status_index(status))
+            counts = pipe.execute()
+        for status, count in zip(STATUSES, counts, strict=True):
+            metrics.PARCELS.labels(status).set(count)
+
+    def _retry_redis(self, action: Callable[[], None], stop: threading.Event) -> bool:
+        """Run ``action`` until Redis takes it (True) or ``stop`` is set (False); no batch is skipped."""
+        delay = 0.5
+        while True:
+            try:
+                action()
+                return True
+            except redis.RedisError as error:
+                self.log(f"projector: Redis at {self.settings.redis_url} failed ({error}); retrying in {delay:.1f} s")
+                if stop.wait(delay):
+                    return False
+                delay = min(delay * 2, 10.0)
+
+    def _record_lag(self, consumer: Consumer) -> None:
+        try:
+            assignment = consumer.assignment()
+            positions = consumer.position(assignment) if assignment else []
+            for position in positions:
+                _low, high = consumer.get_watermark_offsets(position, timeout=1)
+                lag = max(high - position.offset, 0) if position.offset >= 0 else high
+                metrics.CONSUMER_LAG.labels(self.settings.projector_group_id, position.topic, position.partition).set(
+                    lag
+                )
+        except KafkaException:
+            pass  # lag is best effort; the next round tries again
+
+
+def queue_plan(pipe: redis.client.Pipeline, plan: WritePlan) -> None:
+    """Queue one plan's commands on a MULTI/EXEC pipeline."""
+    if plan.delete_hash:
+        pipe.delete(plan.hash_key)
+    if plan.hash_fields:
+        pipe.hset(plan.hash_key, mapping=plan.hash_fields)
+    for key, member in plan.index_removals:
+        pipe.zrem(key, member)
+    for key, member, score in plan.index_additions:
+        pipe.zadd(key, {member: score})
+    if plan.publish is not None:
+        pipe.publish(*plan.publish)

@@ -1,0 +1,290 @@
+"""The Redis read model, as pure functions: which keys exist, how a ParcelState becomes a write plan,
+and what customers are shown. No I/O here; ``consumers/projector.py`` applies the plans.
+
+Key layout (``P`` is the configurable prefix, ``PARCELSTREAM_REDIS_PREFIX``; ``TN`` a validated
+tracking number; ``{x}`` a percent-encoded value, so no value can add a ``:`` or a glob character):
+
+- ``P:parcel:TN``            hash: the parcel (fields ``PARCEL_FIELDS``, always all of them)
+- ``P:status:{status}``      sorted set of TNs in that current status, score = last event time (ms)
+- ``P:carrier:{carrier}``    sorted set of TNs whose latest scan came from that carrier
+- ``P:route:{route}``        sorted set of TNs on that route
+- ``P:sla:{rule:kind}``      sorted set of TNs with that SLA flag open (``rule:kind`` of ParcelState.open_sla)
+- ``P:updates:TN``           pub/sub channel: the public view of the parcel after each change
+
+Tracking numbers: upper-cased, then they must match ``^[A-Z0-9]{8,40}$`` (S10 postal ids such as
+``LX123456785CN`` and carriers' alphanumeric ids); anything else is rejected before it can become
+part of a key. A ParcelState is applied only when its ``version`` is higher than the stored one, so
+replays and late, older states change nothing, and replaying the topic gives the same content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Final
+from urllib.parse import quote
+
+from schemas.statuses import STATUSES
+
+TRACKING_NUMBER_PATTERN: Final = re.compile(r"^[A-Z0-9]{8,40}$")
+TRACKING_NUMBER_RULE: Final = "8 to 40 letters A-Z and digits 0-9 (case-insensitive)"
+#: SLA flag kinds operations count as open (ParcelState.open_sla holds 'rule:kind').
+OPEN_SLA_KINDS: Final = ("at_risk", "breach")
+
+PARCEL_FIELDS: Final[tuple[str, ...]] = (
+    "tracking_number",
+    "version",
+    "status",
+    "sub_status",
+    "last_event_id",
+    "last_event_time_ms",
+    "last_location",
+    "estimated_delivery",
+    "on_time",
+    "open_sla",
+    "service_level",
+    "carrier",
+    "route",
+    "merchant",
+    "postcode_hash",
+    "history",
+)
+
+
+class InvalidRecordError(ValueError):
+    """A record the read model cannot take; ``reason_code`` is a metric-safe label."""
+
+    def __init__(self, reason_code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.reason_code = reason_code
+        self.reason = reason
+
+
+def normalize_tracking_number(raw: str) -> str:
+    """The canonical (upper-case) tracking number, or ``InvalidRecordError`` if it is not one."""
+    candidate = raw.upper()
+    if not TRACKING_NUMBER_PATTERN.fullmatch(candidate):
+        shown = raw if len(raw) <= 60 else raw[:57] + "..."
+        raise InvalidRecordError("invalid_tracking_number", f"tracking number {shown!r} is not {TRACKING_NUMBER_RULE}")
+    return candidate
+
+
+def normalize_postcode(postcode: str) -> str:
+    """Postcodes compare without case, spaces or dashes: '1000 bx' == '1000BX'."""
+    return re.sub(r"[\s-]", "", postcode).upper()
+
+
+def postcode_hash(tracking_number: str, postcode: str) -> str:
+    """SHA-256 of the parcel's normalised postcode, salted with its tracking number so equal postcodes
+    of different parcels do not share a hash. Only this hash is stored, never the postcode."""
+    material = f"{tracking_number}\x00{normalize_postcode(postcode)}".encode()
+    return hashlib.sha256(material).hexdigest()
+
+
+def _component(value: str) -> str:
+    return quote(value, safe="-_.~")
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key and channel names under one prefix."""
+
+    prefix: str = "parcelstream"
+
+    def parcel(self, tracking_number: str) -> str:
+        return f"{self.prefix}:parcel:{tracking_number}"
+
+    def status_index(self, status: str) -> str:
+        return f"{self.prefix}:status:{_component(status)}"
+
+    def carrier_index(self, carrier: str) -> str:
+        return f"{self.prefix}:carrier:{_component(carrier)}"
+
+    def route_index(self, route: str) -> str:
+        return f"{self.prefix}:route:{_component(route)}"
+
+    def sla_index(self, flag: str) -> str:
+        return f"{self.prefix}:sla:{_component(flag)}"
+
+    def channel(self, tracking_number: str) -> str:
+        return f"{self.prefix}:updates:{tracking_number}"
+
+
+def _dumps(value: Any) -> str:
+    # Sorted keys, no spaces: the same state always gives the same bytes (replays compare equal).
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class ProjectedParcel:
+    """A ParcelState as stored: the hash fields plus what the indexes need."""
+
+    tracking_number: str
+    version: int
+    fields: dict[str, str]
+
+    @property
+    def status(self) -> str:
+        return self.fields["status"]
+
+    @property
+    def score(self) -> int:
+        return int(self.fields["last_event_time_ms"])
+
+
+def project(state: Mapping[str, Any]) -> ProjectedParcel:
+    """Validate a decoded ParcelState and turn it into the stored hash fields."""
+    tracking_number = normalize_tracking_number(str(state["tracking_number"]))
+    status = state["status"]
+    if status not in STATUSES:
+        raise InvalidRecordError(
+            "unknown_status", f"parcel {tracking_number}: status {status!r} is not one of {STATUSES}"
+        )
+    history = sorted(state["history"], key=lambda entry: (entry["event_time_ms"], entry["event_id"]))
+    postcode = state.get("destination_postcode")
+    fields = {
+        "tracking_number": tracking_number,
+        "version": str(int(state["version"])),
+        "status": status,
+        "sub_status": state["sub_status"],
+        "last_event_id": state["last_event_id"],
+        "last_event_time_ms": str(int(state["last_event_time_ms"])),
+        "last_location": _dumps(state.get("last_location")),
+        "estimated_delivery": _dumps(state.get("estimated_delivery")),
+        "on_time": "1" if state.get("on_time", True) else "0",
+        "open_sla": _dumps(sorted(set(state.get("open_sla") or []))),
+        "service_level": state.get("service_level") or "",
+        "carrier": state.get("carrier") or "",
+        "route": state.get("route") or "",
+        "merchant": state.get("merchant") or "",
+        "postcode_hash": postcode_hash(tracking_number, postcode) if postcode else "",
+        "history": _dumps(history),
+    }
+    return ProjectedParcel(tracking_number, int(state["version"]), fields)
+
+
+@dataclass(frozen=True)
+class StoredIndexEntry:
+    """What Redis holds about a parcel that decides the next write: its version and index memberships."""
+
+    version: int
+    status: str
+    carrier: str
+    route: str
+    open_sla: tuple[str, ...]
+
+    #: Hash fields to read (HMGET) to build this, in order.
+    FIELDS: ClassVar[tuple[str, ...]] = ("version", "status", "carrier", "route", "open_sla")
+
+    @classmethod
+    def from_values(cls, values: Iterable[bytes | str | None]) -> StoredIndexEntry | None:
+        """From HMGET of ``FIELDS``; None when the parcel is not stored."""
+        decoded = [v.decode() if isinstance(v, bytes) else v for v in values]
+        version, status, carrier, route, open_sla = decoded
+        if version is None:
+            return None
+        return cls(int(version), status or "", carrier or "", route or "", tuple(json.loads(open_sla or "[]")))
+
+
+@dataclass
+class WritePlan:
+    """Redis commands for one parcel change, applied inside one MULTI/EXEC per batch."""
+
+    hash_key: str
+    hash_fields: dict[str, str] = field(default_factory=dict)
+    delete_hash: bool = False
+    index_removals: list[tuple[str, str]] = field(default_factory=list)  # (sorted-set key, member)
+    index_additions: list[tuple[str, str, int]] = field(default_factory=list)  # (key, member, score)
+    publish: tuple[str, str] | None = None  # (channel, message)
+
+
+def _index_memberships(keys: Keys, status: str, carrier: str, route: str, open_sla: Iterable[str]) -> set[str]:
+    memberships = {keys.status_index(status)}
+    if carrier:
+        memberships.add(keys.carrier_index(carrier))
+    if route:
+        memberships.add(keys.route_index(route))
+    memberships.update(keys.sla_index(flag) for flag in open_sla)
+    return memberships
+
+
+def plan_write(keys: Keys, new: ProjectedParcel, stored: StoredIndexEntry | None) -> WritePlan | None:
+    """The writes that move the parcel from ``stored`` to ``new``; None when ``new`` is not newer."""
+    if stored is not None and stored.version >= new.version:
+        return None
+    fields = new.fields
+    wanted = _index_memberships(
+        keys, fields["status"], fields["carrier"], fields["route"], json.loads(fields["open_sla"])
+    )
+    held = (
+        _index_memberships(keys, stored.status, stored.carrier, stored.route, stored.open_sla)
+        if stored is not None
+        else set()
+    )
+    tn = new.tracking_number
+    return WritePlan(
+        hash_key=keys.parcel(tn),
+        hash_fields=dict(fields),
+        index_removals=[(key, tn) for key in sorted(held - wanted)],
+        # Re-adding kept memberships refreshes their score (the last event time).
+        index_additions=[(key, tn, new.score) for key in sorted(wanted)],
+        publish=(keys.channel(tn), _dumps(public_view(fields))),
+    )
+
+
+def plan_delete(keys: Keys, tracking_number: str, stored: StoredIndexEntry | None) -> WritePlan | None:
+    """A tombstone on the compacted topic: the parcel leaves the read model and every index."""
+    if stored is None:
+        return None
+    held = _index_memberships(keys, stored.status, stored.carrier, stored.route, stored.open_sla)
+    return WritePlan(
+        hash_key=keys.parcel(tracking_number),
+        delete_hash=True,
+        index_removals=[(key, tracking_number) for key in sorted(held)],
+    )
+
+
+def latest_per_parcel(states: Iterable[ProjectedParcel]) -> dict[str, ProjectedParcel]:
+    """Keep the highest version per parcel of a batch (the first of equal versions: later copies are replays)."""
+    latest: dict[str, ProjectedParcel] = {}
+    for state in states:
+        current = latest.get(state.tracking_number)
+        if current is None or state.version > current.version:
+            latest[state.tracking_number] = state
+    return latest
+
+
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def public_view(fields: Mapping[str, bytes | str | None]) -> dict[str, Any]:
+    """What a customer may see of a stored parcel (no postcode hash, merchant, route or SLA flags)."""
+    history = json.loads(_text(fields.get("history")) or "[]")
+    return {
+        "tracking_number": _text(fields.get("tracking_number")),
+        "version": int(_text(fields.get("version")) or 0),
+        "status": _text(fields.get("status")),
+        "sub_status": _text(fields.get("sub_status")),
+        "last_event_time_ms": int(_text(fields.get("last_event_time_ms")) or 0),
+        "last_location": json.loads(_text(fields.get("last_location")) or "null"),
+        "estimated_delivery": json.loads(_text(fields.get("estimated_delivery")) or "null"),
+        "on_time": _text(fields.get("on_time")) != "0",
+        "history": [
+            {
+                "event_time_ms": entry["event_time_ms"],
+                "utc_offset_minutes": entry.get("utc_offset_minutes", 0),
+                "status": entry["status"],
+                "sub_status": entry["sub_status"],
+                "code": entry["code"],
+                "location": entry.get("location"),
+                "carrier": entry["carrier"],
+            }
+            for entry in history
+        ],
+    }

@@ -1,0 +1,179 @@
+"""The projector against the real broker and Redis: it builds the read model from parcel-state,
+keeps newer versions, replays to identical content and dead-letters what it cannot take."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from consumers import metrics
+from consumers.projector import Projector
+from consumers.read_model import Keys
+from consumers.settings import ConsumerSettings
+from schemas.codec import default_codec
+from schemas.topics import TopicNames
+from tests.consumers.helpers import StateProducer, parcel_state, wait_for
+
+pytestmark = pytest.mark.integration
+
+RunProjector = Callable[[ConsumerSettings], Projector]
+
+
+def dump(client: redis.Redis, prefix: str) -> dict[str, Any]:
+    """Every key under ``prefix`` (with the prefix cut off) and its content."""
+    content: dict[str, Any] = {}
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        kind = client.type(key)
+        if kind == "hash":
+            value: Any = client.hgetall(key)
+        elif kind == "zset":
+            value = client.zrange(key, 0, -1, withscores=True)
+        else:
+            value = (kind, client.dump(key))
+        content[key.removeprefix(prefix)] = value
+    return content
+
+
+def read_dead_letters(bootstrap_servers: str, topics: TopicNames, expected: int) -> list[dict[str, Any]]:
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap_servers, "group.id": f"dl-{uuid.uuid4().hex[:8]}", "log_level": 0}
+    )
+    try:
+        partitions = consumer.list_topics(topics.dead_letters, timeout=10).topics[topics.dead_letters].partitions
+        consumer.assign([TopicPartition(topics.dead_letters, p, OFFSET_BEGINNING) for p in partitions])
+        found: list[dict[str, Any]] = []
+
+        def enough() -> bool:
+            for message in consumer.consume(50, timeout=0.2):
+                if message.error() is None:
+                    found.append(default_codec().decode(message.value(), expect="DeadLetter").value)
+            return len(found) >= expected
+
+        wait_for(enough, 30, f"{expected} dead letters")
+        return found
+    finally:
+        consumer.close()
+
+
+def test_projector_builds_the_read_model_and_indexes(
+    consumer_settings: ConsumerSettings,
+    state_producer: StateProducer,
+    run_projector: RunProjector,
+    redis_client: redis.Redis,
+) -> None:
+    keys = Keys(consumer_settings.redis_prefix)
+    state_producer.send(
+        parcel_state("LX000000001CN", 1, "InfoReceived"),
+        parcel_state("LX000000001CN", 2, "InTransit"),
+        parcel_state("lx000000002cn", 4, "CustomsHold", carrier="dhl", open_sla=["customs_clearance:breach"]),
+        parcel_state("LX000000003CN", 5, "Delivered", route="CAN-LGG-NL"),
+    )
+    projector = run_projector(consumer_settings)
+    wait_for(lambda: projector.stats.messages >= 4, 60, "the projector to read 4 states")
+
+    first = redis_client.hgetall(keys.parcel("LX000000001CN"))
+    assert first["status"] == "InTransit"
+    assert first["version"] == "2"
+    assert redis_client.hget(keys.parcel("LX000000002CN"), "status") == "CustomsHold"
+    assert redis_client.zrange(keys.status_index("InTransit"), 0, -1) == ["LX000000001CN"]
+    assert redis_client.zrange(keys.status_index("InfoReceived"), 0, -1) == []
+    assert redis_client.zrange(keys.carrier_index("dhl"), 0, -1) == ["LX000000002CN"]
+    assert set(redis_client.zrange(keys.route_index("HGH-LGG-BE"), 0, -1)) == {"LX000000001CN", "LX000000002CN"}
+    assert redis_client.zrange(keys.sla_index("customs_clearance:breach"), 0, -1) == ["LX000000002CN"]
+    assert metrics.PARCELS.labels("Delivered")._value.get() == 1
+    assert metrics.PARCELS.labels("InTransit")._value.get() == 1
+
+
+def test_an_older_version_after_a_newer_one_changes_nothing(
+    consumer_settings: ConsumerSettings,
+    state_producer: StateProducer,
+    run_projector: RunProjector,
+    redis_client: redis.Redis,
+) -> None:
+    keys = Keys(consumer_settings.redis_prefix)
+    projector = run_projector(consumer_settings)
+    state_producer.send(parcel_state("LX000000001CN", 3, "OutForDelivery"))
+    wait_for(lambda: redis_client.hget(keys.parcel("LX000000001CN"), "version") == "3", 60, "version 3 in Redis")
+    before = dump(redis_client, consumer_settings.redis_prefix)
+
+    with redis_client.pubsub() as pubsub:
+        pubsub.subscribe(keys.channel("LX000000001CN"))
+        state_producer.send(
+            parcel_state("LX000000001CN", 2, "InTransit"), parcel_state("LX000000001CN", 3, "Exception")
+        )
+        wait_for(lambda: projector.stats.stale >= 2, 30, "the projector to skip both states")
+        messages = [m for m in iter(lambda: pubsub.get_message(timeout=0.2), None) if m["type"] == "message"]
+
+    assert dump(redis_client, consumer_settings.redis_prefix) == before
+    assert messages == []
+
+
+def test_replaying_the_topic_into_another_prefix_gives_identical_content(
+    consumer_settings: ConsumerSettings,
+    state_producer: StateProducer,
+    run_projector: RunProjector,
+    redis_client: redis.Redis,
+) -> None:
+    states = [
+        parcel_state("LX000000001CN", 1, "InfoReceived"),
+        parcel_state("LX000000001CN", 3, "OutForDelivery", carrier="dpd"),
+        parcel_state("LX000000001CN", 2, "InTransit"),  # late, older
+        parcel_state("LX000000002CN", 1, "InTransit", open_sla=["silence:at_risk"]),
+        parcel_state("LX000000002CN", 2, "Exception", open_sla=["silence:breach"]),
+        parcel_state("LX000000002CN", 2, "Exception", open_sla=["silence:breach"]),  # replayed
+        parcel_state("LX000000003CN", 4, "Delivered", route="HGH-LGG-NL"),
+    ]
+    state_producer.send(*states)
+    first = run_projector(consumer_settings)
+    wait_for(lambda: first.stats.messages >= len(states), 60, "the first projector to read every state")
+
+    replay_settings = consumer_settings.model_copy(
+        update={
+            "redis_prefix": consumer_settings.redis_prefix + "-replay",
+            "projector_group_id": consumer_settings.projector_group_id + "-replay",
+        }
+    )
+    second = run_projector(replay_settings)
+    wait_for(lambda: second.stats.messages >= len(states), 60, "the replay to read every state")
+
+    original = dump(redis_client, consumer_settings.redis_prefix)
+    replayed = dump(redis_client, replay_settings.redis_prefix)
+    assert len(original) >= 10  # 3 parcels and their status, carrier, route and SLA indexes
+    assert replayed == original
+    assert original[":parcel:LX000000001CN"]["status"] == "OutForDelivery"
+
+
+def test_invalid_and_undecodable_records_are_dead_lettered_and_the_projector_goes_on(
+    bootstrap_servers: str,
+    topics: TopicNames,
+    consumer_settings: ConsumerSettings,
+    state_producer: StateProducer,
+    run_projector: RunProjector,
+    redis_client: redis.Redis,
+) -> None:
+    keys = Keys(consumer_settings.redis_prefix)
+    state_producer.send(parcel_state("<script>alert(1)</script>", 1))
+    state_producer.send_raw(b"LX000000009CN", b"not avro at all")
+    state_producer.send(parcel_state("LX000000001CN", 1, "InTransit"))
+    state_producer.send_raw(b"LX000000001CN", None)  # tombstone: the parcel leaves the read model
+    state_producer.send(parcel_state("LX000000002CN", 1, "InTransit"))
+    state_producer.flush()
+    projector = run_projector(consumer_settings)
+
+    dead_letters = read_dead_letters(bootstrap_servers, topics, 2)
+    assert {d["reason_code"] for d in dead_letters} == {"invalid_tracking_number", "undecodable"}
+    assert all(d["stage"] == "projector" and d["source_topic"] == topics.parcel_state for d in dead_letters)
+    undecodable = next(d for d in dead_letters if d["reason_code"] == "undecodable")
+    assert undecodable["payload"] == b"not avro at all"
+    assert undecodable["key"] == b"LX000000009CN"
+
+    wait_for(lambda: projector.stats.messages >= 5, 30, "the projector to read every message")
+    assert redis_client.hget(keys.parcel("LX000000002CN"), "status") == "InTransit"
+    assert not redis_client.exists(keys.parcel("LX000000001CN"))
+    assert redis_client.zrange(keys.status_index("InTransit"), 0, -1) == ["LX000000002CN"]
+    assert not [key for key in redis_client.scan_iter(match=f"{consumer_settings.redis_prefix}*") if "<" in key]
