@@ -1,0 +1,153 @@
+"""Per-carrier API keys: ``psk_<key id>_<secret>``, shown once when created, stored hashed in Redis.
+
+Redis holds, under ``<prefix>:gateway:key:<key id>``, the carrier code, the allowed scan sources and
+the SHA-256 of the secret, never the key itself; ``<prefix>:gateway:keys`` lists the key ids. The
+key id embedded in the presented key finds the record, and the secret's hash is compared in
+constant time. Revoking keeps the record (marked revoked) so ``keys list`` still shows it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Final
+
+from redis.asyncio import Redis
+
+from producers.formats.native import SOURCES
+
+KEY_SCHEME: Final = "psk"
+CARRIER_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+_KEY_PATTERN: Final = re.compile(rf"^{KEY_SCHEME}_([0-9a-f]{{16}})_([A-Za-z0-9_-]{{20,100}})$")
+#: Compared against when the key id is unknown, so both paths hash and compare.
+_NO_HASH: Final = "0" * 64
+
+
+class ApiKeyError(ValueError):
+    """A key request that cannot be fulfilled (one line for the user)."""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    key_id: str
+    carrier: str
+    sources: tuple[str, ...]
+    created_ms: int
+    revoked_ms: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_ms is None
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: str  # the only time the plain key exists: give it to the carrier, it is not stored
+    api_key: ApiKey
+
+
+def secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def generate_key() -> tuple[str, str, str]:
+    """A fresh (key id, secret, key); the key is what the carrier sends as its Bearer token."""
+    key_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    return key_id, secret, f"{KEY_SCHEME}_{key_id}_{secret}"
+
+
+def split_key(key: str) -> tuple[str, str] | None:
+    """(key id, secret) of a well-formed key, else None."""
+    match = _KEY_PATTERN.match(key)
+    return (match.group(1), match.group(2)) if match else None
+
+
+def check_key_request(carrier: str, sources: list[str]) -> tuple[str, ...]:
+    """The de-duplicated sources of a valid request; raises ApiKeyError naming what is wrong."""
+    if not CARRIER_PATTERN.match(carrier):
+        raise ApiKeyError(f"carrier {carrier!r} must be 1-32 letters, digits, '.', '_' or '-' (e.g. CK)")
+    if not sources:
+        raise ApiKeyError(f"give at least one --source (one of {', '.join(SOURCES)})")
+    unknown = [source for source in sources if source not in SOURCES]
+    if unknown:
+        raise ApiKeyError(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(SOURCES)}")
+    return tuple(dict.fromkeys(sources))
+
+
+class KeyStore:
+    """API keys in Redis (a client created with ``decode_responses=True``)."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    def _record_key(self, key_id: str) -> str:
+        return f"{self.prefix}:gateway:key:{key_id}"
+
+    @property
+    def _index_key(self) -> str:
+        return f"{self.prefix}:gateway:keys"
+
+    async def create(self, carrier: str, sources: list[str]) -> IssuedKey:
+        allowed = check_key_request(carrier, sources)
+        key_id, secret, key = generate_key()
+        created_ms = time.time_ns() // 1_000_000
+        fields = {
+            "carrier": carrier,
+            "sources": ",".join(allowed),
+            "secret_sha256": secret_hash(secret),
+            "created_ms": str(created_ms),
+        }
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._record_key(key_id), mapping=fields)
+            pipe.sadd(self._index_key, key_id)
+            await pipe.execute()
+        return IssuedKey(key, ApiKey(key_id, carrier, allowed, created_ms))
+
+    async def get(self, key_id: str) -> tuple[ApiKey, str] | None:
+        """The key's record and its secret hash, or None when the id is unknown."""
+        fields = await self.redis.hgetall(self._record_key(key_id))
+        if not fields:
+            return None
+        revoked = fields.get("revoked_ms")
+        api_key = ApiKey(
+            key_id=key_id,
+            carrier=fields["carrier"],
+            sources=tuple(source for source in fields.get("sources", "").split(",") if source),
+            created_ms=int(fields["created_ms"]),
+            revoked_ms=int(revoked) if revoked else None,
+        )
+        return api_key, fields["secret_sha256"]
+
+    async def list(self) -> list[ApiKey]:
+        key_ids = sorted(await self.redis.smembers(self._index_key))
+        keys = [found[0] for key_id in key_ids if (found := await self.get(key_id)) is not None]
+        return sorted(keys, key=lambda key: (key.carrier, key.created_ms))
+
+    async def revoke(self, key_id: str) -> ApiKey:
+        """Mark the key revoked (from now on it gets 401); raises ApiKeyError for an unknown id."""
+        found = await self.get(key_id)
+        if found is None:
+            raise ApiKeyError(f"no API key with id {key_id!r} (see `keys list`)")
+        api_key, _ = found
+        if api_key.revoked_ms is not None:
+            return api_key
+        revoked_ms = time.time_ns() // 1_000_000
+        await self.redis.hset(self._record_key(key_id), "revoked_ms", str(revoked_ms))
+        return ApiKey(api_key.key_id, api_key.carrier, api_key.sources, api_key.created_ms, revoked_ms)
+
+    async def authenticate(self, presented: str) -> ApiKey | None:
+        """The active key whose secret matches ``presented``, else None (unknown, wrong or revoked)."""
+        parts = split_key(presented)
+        key_id, secret = parts if parts is not None else ("", presented)
+        found = await self.get(key_id) if parts is not None else None
+        expected = found[1] if found is not None else _NO_HASH
+        matches = hmac.compare_digest(secret_hash(secret), expected)
+        if found is None or not matches or not found[0].active:
+            return None
+        return found[0]
