@@ -1,4 +1,4 @@
-"""Carrier-side commands: ``parcelstream publish`` (the hub simulator adds ``simulate``).
+"""Carrier-side commands: ``parcelstream publish`` and ``parcelstream simulate``.
 
 A thin shell around ``producers.publish``: flags and environment, progress, issues on stderr, a
 summary table and exit codes.
@@ -185,3 +185,13 @@ def publish(
         if len(summary.failures) > MAX_LISTED_FAILURES:
             err_console.print(f"... and {len(summary.failures) - MAX_LISTED_FAILURES} more not published")
     raise typer.Exit(summary.exit_code)
+
+
+def _mount_simulator() -> None:
+    # The simulator's command imports its runner (and the metrics) only when it runs.
+    from producers.simulator.cli import simulate
+
+    app.command("simulate")(simulate)
+
+
+_mount_simulator()

@@ -1,0 +1,5 @@
+"""``python -m deploy`` is ``parcelstream``."""
+
+from deploy.cli import main
+
+main()
