@@ -1,0 +1,198 @@
+"""``parcelstream worker``: run the stream processor (also ``python -m streams worker``).
+
+Every flag falls back to its ``PARCELSTREAM_*`` environment variable, then to the default.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from streams.settings import LogLevel, StoreKind, WorkerSettings
+
+console = Console(stderr=True)
+app = typer.Typer(
+    help="Stream processing: parcel state, status updates and SLA events (Faust).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _default(name: str) -> str:
+    return f" (default: {WorkerSettings.model_fields[name].default})"
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(1)
+
+
+@app.command("worker")
+def worker(
+    bootstrap_servers: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PARCELSTREAM_BOOTSTRAP_SERVERS",
+            show_default=False,
+            help="Kafka bootstrap servers, host:port[,host:port]." + _default("bootstrap_servers"),
+        ),
+    ] = None,
+    topic_prefix: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PARCELSTREAM_TOPIC_PREFIX",
+            show_default=False,
+            help="Prefix of the topic names; the worker's app id and consumer group are <prefix>-worker."
+            + _default("topic_prefix"),
+        ),
+    ] = None,
+    partitions: Annotated[
+        int | None,
+        typer.Option(
+            envvar="PARCELSTREAM_PARTITIONS",
+            show_default=False,
+            help="Partitions of topics the worker creates; existing topics keep theirs." + _default("partitions"),
+        ),
+    ] = None,
+    clock_speed: Annotated[
+        float | None,
+        typer.Option(
+            envvar="PARCELSTREAM_CLOCK_SPEED",
+            show_default=False,
+            help="Event-time seconds per wall second for SLA timers: 1 in production, the simulator's time "
+            "compression in a demo." + _default("clock_speed"),
+        ),
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="PARCELSTREAM_METRICS_PORT",
+            show_default=False,
+            help="Port of the Prometheus /metrics endpoint; 0 turns it off." + _default("metrics_port"),
+        ),
+    ] = None,
+    store: Annotated[
+        StoreKind | None,
+        typer.Option(
+            envvar="PARCELSTREAM_STORE",
+            show_default=False,
+            help="Table storage: memory (rebuilt from the changelogs at start) or rocksdb (local disk, faster "
+            "restarts)." + _default("store"),
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="PARCELSTREAM_DATA_DIR",
+            show_default=False,
+            help="Directory for local state (RocksDB tables)." + _default("data_dir"),
+        ),
+    ] = None,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option(envvar="PARCELSTREAM_LOG_LEVEL", show_default=False, help="Log level." + _default("log_level")),
+    ] = None,
+    sla_timer_interval: Annotated[
+        float | None,
+        typer.Option(
+            envvar="PARCELSTREAM_SLA_TIMER_INTERVAL",
+            show_default=False,
+            help="Seconds between two sweeps of the SLA timer." + _default("sla_timer_interval"),
+        ),
+    ] = None,
+    web_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="PARCELSTREAM_WEB_PORT",
+            show_default=False,
+            help="Port of Faust's web server (worker introspection); 0 turns it off." + _default("web_port"),
+        ),
+    ] = None,
+) -> None:
+    """Run the stream-processor worker until Ctrl-C / SIGTERM (several workers share the partitions)."""
+    flags: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers,
+        "topic_prefix": topic_prefix,
+        "partitions": partitions,
+        "clock_speed": clock_speed,
+        "metrics_port": metrics_port,
+        "store": store,
+        "data_dir": data_dir,
+        "log_level": log_level,
+        "sla_timer_interval": sla_timer_interval,
+        "web_port": web_port,
+    }
+    try:
+        settings = WorkerSettings(**{name: value for name, value in flags.items() if value is not None})
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise _fail(f"invalid setting {field}: {first['msg']}") from None
+    run_worker(settings)
+
+
+def run_worker(settings: WorkerSettings) -> None:
+    """Check the set-up, then run the Faust worker in this process until it is stopped."""
+    from streams.admin import SetupError, ensure_topics
+
+    if settings.clock_speed <= 0:
+        raise _fail(f"--clock-speed must be > 0, got {settings.clock_speed}")
+    if settings.store == "rocksdb":
+        try:
+            import rocksdict  # noqa: F401
+        except ImportError:
+            raise _fail("--store rocksdb needs rocksdict: pip install 'faust-streaming[rocksdict]'") from None
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _fail(f"cannot create the data directory {settings.data_dir}: {error.strerror}") from None
+    try:
+        created, partitions = ensure_topics(settings)
+    except SetupError as error:
+        raise _fail(str(error)) from None
+    if created:
+        console.print(f"created {len(created)} topics: {', '.join(created)}", highlight=False)
+    if partitions != settings.partitions:
+        console.print(f"topics have {partitions} partitions: using {partitions}", highlight=False)
+        settings = settings.model_copy(update={"partitions": partitions})
+
+    from streams import metrics
+
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        try:
+            start_http_server(settings.metrics_port)
+        except OSError as error:
+            raise _fail(f"cannot serve metrics on port {settings.metrics_port}: {error.strerror}") from None
+
+    import faust
+    import mode.loop
+
+    from streams.agents import StreamWorker
+    from streams.app import create_app
+
+    mode.loop.use("uvloop")
+    faust_app = create_app(settings)
+    StreamWorker(faust_app, settings)
+    console.print(
+        f"worker {settings.app_id}: {settings.bootstrap_servers}, topics {settings.topic_prefix}.*, "
+        f"{settings.partitions} partitions, store {settings.store}, clock speed {settings.clock_speed:g}"
+        + (f", metrics on :{settings.metrics_port}" if settings.metrics_port else ""),
+        highlight=False,
+    )
+    metrics.WORKER_UP.labels("streams").set(1)
+    worker = faust.Worker(faust_app, loglevel=settings.log_level.upper(), quiet=not sys.stdout.isatty())
+    try:
+        # Runs until SIGTERM/SIGINT, then stops the app (commits offsets) and exits the process.
+        worker.execute_from_commandline()
+    finally:
+        metrics.WORKER_UP.labels("streams").set(0)
+        logging.shutdown()

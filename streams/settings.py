@@ -1,0 +1,40 @@
+"""Settings of the stream-processor worker, read from ``PARCELSTREAM_*`` environment variables
+(``streams/cli.py`` flags override them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from streams.sla import SlaSettings
+
+StoreKind = Literal["memory", "rocksdb"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+class WorkerSettings(SlaSettings):
+    clock_speed: float = 1.0
+    """Event-time seconds per wall second for the SLA clock: 1 in production; the demo passes the
+    simulator's time compression so at-risk/breach timers fire while the simulated day runs."""
+    metrics_port: int = 0
+    """Port of the Prometheus /metrics endpoint; 0 turns it off."""
+    store: StoreKind = "memory"
+    """Table storage: memory (rebuilt from the changelog topics at start) or rocksdb (on disk)."""
+    data_dir: Path = Path(".parcelstream/streams")
+    """Directory for the worker's local state (RocksDB tables)."""
+    log_level: LogLevel = "info"
+    sla_timer_interval: float = 1.0
+    """Seconds between two sweeps of the SLA timer, which fires deadlines no scan will trigger."""
+    web_port: int = 0
+    """Port of Faust's own web server (worker introspection); 0 turns it off."""
+    replication_factor: int = 1
+    """Replication of the changelog topics the worker creates (3 on a production cluster)."""
+    broker_rebalance_timeout: float = 6.0
+    """Seconds a consumer-group rebalance may take (Kafka's rebalance.timeout.ms, in seconds)."""
+    broker_session_timeout: float = 10.0
+    broker_heartbeat_interval: float = 1.0
+
+    @property
+    def app_id(self) -> str:
+        """Faust app id, also the consumer group and the changelog topics' prefix."""
+        return f"{self.topic_prefix}-worker"

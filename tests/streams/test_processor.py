@@ -1,0 +1,189 @@
+"""The worker's message handling without Kafka: decoding, routing, outputs and dead letters."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import orjson
+
+from schemas.codec import default_codec
+from schemas.topics import TopicNames
+from streams.clock import EventClock
+from streams.processor import Output, Processor, Result, SourceMessage
+from streams.sla import SlaRules
+from tests.streams.builders import HOUR, T0, manifest, scan, shipment
+
+TOPICS = TopicNames("unit")
+CODEC = default_codec()
+
+
+def make_processor(speed: float = 1.0) -> Processor:
+    return Processor(TOPICS, SlaRules(), EventClock(speed))
+
+
+def message(value: bytes | None, key: bytes | None, topic: str = TOPICS.scans, offset: int = 0) -> SourceMessage:
+    return SourceMessage(topic, 0, offset, key, value)
+
+
+def scan_message(record: dict[str, Any], offset: int = 0) -> SourceMessage:
+    key = (record["tracking_number"] or record["handling_unit"]).encode()
+    return message(CODEC.encode("ScanEvent", record), key, offset=offset)
+
+
+def decoded(outputs: list[Output], topic: str) -> list[dict[str, Any]]:
+    return [CODEC.decode(output.value).value for output in outputs if output.topic == topic]
+
+
+class Tables:
+    def __init__(self) -> None:
+        self.parcels: dict[str, bytes] = {}
+        self.units: dict[str, bytes] = {}
+
+    def run(self, processor: Processor, source: SourceMessage, wall_ms: int = T0) -> Result:
+        result = processor.handle(source, self.parcels, self.units, wall_ms)
+        result.write_state(self.parcels, self.units)
+        return result
+
+
+def test_a_parcel_scan_publishes_state_and_status_update_and_stores_the_parcel() -> None:
+    processor, tables = make_processor(), Tables()
+    result = tables.run(processor, scan_message(scan("ORDER_CREATED", T0, "e1", with_shipment=shipment())))
+
+    states = decoded(result.outputs, TOPICS.parcel_state)
+    updates = decoded(result.outputs, TOPICS.status_updates)
+    assert [state["status"] for state in states] == ["InfoReceived"]
+    assert [update["status"] for update in updates] == ["InfoReceived"]
+    assert all(output.key == b"LP00123456789CN" for output in result.outputs)
+    stored = orjson.loads(tables.parcels["LP00123456789CN"])
+    assert stored["history"][0]["event_id"] == "e1"
+    assert result.deadline is not None and result.deadline[1] is not None
+
+
+def test_the_same_scan_twice_publishes_nothing_the_second_time() -> None:
+    processor, tables = make_processor(), Tables()
+    record = scan("ORIGIN_RECEIVED", T0, "e1")
+    first = tables.run(processor, scan_message(record, offset=0))
+    second = tables.run(processor, scan_message(record, offset=1))
+    assert first.outputs
+    assert second.outputs == []
+    assert second.parcel_state is None
+
+
+def test_state_is_written_only_by_write_state() -> None:
+    processor, parcels, units = make_processor(), {}, {}
+    result = processor.handle(scan_message(scan("ORIGIN_RECEIVED", T0, "e1")), parcels, units, T0)
+    assert parcels == {}
+    result.write_state(parcels, units)
+    assert set(parcels) == {"LP00123456789CN"}
+
+
+def test_unit_scan_before_its_manifest_reaches_the_parcels_through_fanout() -> None:
+    processor, tables = make_processor(), Tables()
+    unit_scan = scan("LINEHAUL_DEPARTED", T0, "d1", tracking_number=None, handling_unit="BAG1", source="flight")
+    assert decoded(tables.run(processor, scan_message(unit_scan)).outputs, TOPICS.scans_fanout) == []
+
+    bag = manifest("m1", "BAG1", ["P1", "P2"], time_ms=T0 - HOUR)
+    result = tables.run(processor, message(CODEC.encode("Manifest", bag), b"BAG1", topic=TOPICS.manifests))
+
+    fanout = [output for output in result.outputs if output.topic == TOPICS.scans_fanout]
+    assert sorted(output.key for output in fanout) == [b"P1", b"P2"]
+    copies = decoded(fanout, TOPICS.scans_fanout)
+    assert {copy["event_id"] for copy in copies} == {"d1"}
+    assert {copy["references"]["bag"] for copy in copies} == {"BAG1"}
+
+    # The copy, read back from scans-fanout, becomes the parcel's scan.
+    copy_message = SourceMessage(TOPICS.scans_fanout, 0, 0, fanout[0].key, fanout[0].value)
+    states = decoded(tables.run(processor, copy_message).outputs, TOPICS.parcel_state)
+    assert [state["status"] for state in states] == ["InTransit"]
+
+
+def _single_dead_letter(result: Result) -> dict[str, Any]:
+    assert result.dead_lettered
+    assert [output.topic for output in result.outputs] == [TOPICS.dead_letters]
+    letter = CODEC.decode(result.outputs[0].value, expect="DeadLetter").value
+    assert letter["stage"] == "streams"
+    assert letter["reason"]
+    return letter
+
+
+def test_garbage_bytes_are_dead_lettered_with_source_and_payload() -> None:
+    processor, tables = make_processor(), Tables()
+    letter = _single_dead_letter(tables.run(processor, message(b"not avro at all", b"k1", offset=41)))
+    assert letter["reason_code"] == "bad_magic_byte"
+    assert (letter["source_topic"], letter["source_partition"], letter["source_offset"]) == (TOPICS.scans, 0, 41)
+    assert (letter["key"], letter["payload"]) == (b"k1", b"not avro at all")
+    assert tables.parcels == {} and tables.units == {}
+
+
+def test_unknown_schema_id_and_unknown_code_and_no_subject_are_dead_lettered() -> None:
+    processor, tables = make_processor(), Tables()
+    unknown_schema = struct.pack(">bI", 0, 999_999) + b"\x02"
+    assert _single_dead_letter(tables.run(processor, message(unknown_schema, b"k")))["reason_code"] == (
+        "unknown_schema_id"
+    )
+    teleported = scan("TELEPORTED", T0, "x1")
+    assert _single_dead_letter(tables.run(processor, scan_message(teleported)))["reason_code"] == "unknown_code"
+    nobody = scan("ORIGIN_RECEIVED", T0, "x2", tracking_number=None)
+    letter = _single_dead_letter(tables.run(processor, message(CODEC.encode("ScanEvent", nobody), None)))
+    assert letter["reason_code"] == "malformed_record"
+    assert tables.parcels == {}
+
+
+def test_a_record_keyed_by_another_subject_is_dead_lettered() -> None:
+    processor, tables = make_processor(), Tables()
+    record = scan("ORIGIN_RECEIVED", T0, "e1")
+    letter = _single_dead_letter(tables.run(processor, message(CODEC.encode("ScanEvent", record), b"OTHER")))
+    assert letter["reason_code"] == "wrong_key"
+
+
+def test_a_record_that_is_no_input_type_is_dead_lettered() -> None:
+    processor, tables = make_processor(), Tables()
+    value = CODEC.encode(
+        "SlaEvent",
+        {
+            "sla_event_id": "s",
+            "tracking_number": "P1",
+            "rule": "silence",
+            "kind": "breach",
+            "deadline_ms": T0,
+            "observed_ms": T0,
+        },
+    )
+    assert _single_dead_letter(tables.run(processor, message(value, b"P1")))["reason_code"] == "unexpected_record"
+
+
+def test_dead_letter_ids_are_stable_per_source_message() -> None:
+    processor, tables = make_processor(), Tables()
+    first = _single_dead_letter(tables.run(processor, message(b"junk", None, offset=7)))
+    again = _single_dead_letter(tables.run(processor, message(b"junk", None, offset=7)))
+    other = _single_dead_letter(tables.run(processor, message(b"junk", None, offset=8)))
+    assert first["dead_letter_id"] == again["dead_letter_id"] != other["dead_letter_id"]
+
+
+def test_sla_due_fires_a_breach_without_a_new_scan_and_then_nothing_more() -> None:
+    # Clock speed 1000: 80 wall seconds are ~22 event hours.
+    processor, tables = make_processor(speed=1000), Tables()
+    result = tables.run(processor, scan_message(scan("LINEHAUL_DEPARTED", T0, "e1")), wall_ms=0)
+    tracking_number, deadline = result.deadline
+    assert deadline is not None and deadline > T0
+
+    wall_when_due = (deadline - T0) // 1000 + 1
+    due = processor.handle_sla_due(tracking_number, tables.parcels, wall_when_due)
+    events = decoded(due.outputs, TOPICS.sla_events)
+    assert events and all(event["deadline_ms"] >= deadline for event in events)
+    assert decoded(due.outputs, TOPICS.parcel_state)[0]["open_sla"]
+    due.write_state(tables.parcels, tables.units)
+    assert processor.handle_sla_due(tracking_number, tables.parcels, wall_when_due).outputs == []
+    assert due.deadline is not None and (due.deadline[1] is None or due.deadline[1] > deadline)
+
+
+def test_sla_due_for_an_unknown_parcel_does_nothing() -> None:
+    assert make_processor().handle_sla_due("NOPE", {}, T0).outputs == []
+
+
+def test_deadline_of_a_stored_parcel() -> None:
+    processor, tables = make_processor(), Tables()
+    result = tables.run(processor, scan_message(scan("LINEHAUL_DEPARTED", T0, "e1")))
+    assert processor.deadline_of(tables.parcels["LP00123456789CN"]) == result.deadline[1]
+    assert processor.deadline_of(b"{not json") is None
