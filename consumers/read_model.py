@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
 from urllib.parse import quote
 
+from schemas.identifiers import is_tracking_number
 from schemas.statuses import STATUSES
 
-TRACKING_NUMBER_PATTERN: Final = re.compile(r"^[A-Z0-9]{8,40}$")
-TRACKING_NUMBER_RULE: Final = "8 to 40 letters A-Z and digits 0-9 (case-insensitive)"
+#: What a look-up accepts: the canonical rule of schemas/identifiers.py, in any case.
+TRACKING_NUMBER_RULE: Final = "8 to 40 letters A-Z (any case) and digits 0-9"
 #: SLA flag kinds operations count as open (ParcelState.open_sla holds 'rule:kind').
 OPEN_SLA_KINDS: Final = ("at_risk", "breach")
 
@@ -66,7 +67,7 @@ class InvalidRecordError(ValueError):
 def normalize_tracking_number(raw: str) -> str:
     """The canonical (upper-case) tracking number, or ``InvalidRecordError`` if it is not one."""
     candidate = raw.upper()
-    if not TRACKING_NUMBER_PATTERN.fullmatch(candidate):
+    if not is_tracking_number(candidate):
         shown = raw if len(raw) <= 60 else raw[:57] + "..."
         raise InvalidRecordError("invalid_tracking_number", f"tracking number {shown!r} is not {TRACKING_NUMBER_RULE}")
     return candidate

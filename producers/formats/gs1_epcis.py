@@ -6,8 +6,10 @@ array of events.
 
 - ``ObjectEvent`` → one scan per EPC of ``epcList``: an SSCC (``urn:epc:id:sscc:...`` or a GS1
   Digital Link ``.../00/<SSCC>``) is a logistic unit, so its scan is a unit-level scan with the
-  18-digit SSCC as handling unit; any other EPC (SGTIN URN, Digital Link, or a plain tracking
-  number) is a parcel's tracking number, kept as given.
+  18-digit SSCC as handling unit; an SGTIN URN ``urn:epc:id:sgtin:<company>.<item>.<serial>`` is a
+  parcel tracked as ``SGTIN<company><item><serial>``; any other EPC must be a plain tracking number
+  (a parcel) or a handling-unit id (schemas/identifiers.py), else the event is refused with
+  ``invalid_identifier``.
 - ``AggregationEvent`` with action ``ADD`` / ``DELETE`` → a Manifest (``parentID`` = handling unit,
   ``childEPCs`` = members, action add / remove); with ``OBSERVE`` → a unit-level scan of the parent.
 - ``bizStep`` in any of its forms (``sorting``, ``urn:epcglobal:cbv:bizstep:sorting``,
@@ -47,6 +49,7 @@ from producers.formats.records import (
     references,
     scan_event,
 )
+from schemas.identifiers import is_handling_unit, is_tracking_number
 
 RAW_FORMAT = "gs1-epcis"
 DEFAULT_CARRIER = "epcis"
@@ -193,6 +196,9 @@ def _biz_step(event: dict[str, Any]) -> tuple[str, str]:
     return raw_code, code
 
 
+_SGTIN_URN = re.compile(r"urn:epc:id:sgtin:(\d+)\.(\d+)\.([A-Za-z0-9]+)")
+
+
 def _epc(value: Any, field: str) -> tuple[str, bool]:
     """(identifier, is a logistic unit) of an EPC: SSCCs become their 18 digits."""
     if not isinstance(value, str) or not value.strip():
@@ -208,7 +214,17 @@ def _epc(value: Any, field: str) -> tuple[str, bool]:
         if not is_valid_gs1_key(digital_link.group(1)):
             raise _EventError(field, f"SSCC {digital_link.group(1)} fails its GS1 check digit")
         return digital_link.group(1), True
-    return epc, is_valid_container(epc)
+    if is_valid_container(epc):
+        return epc, True
+    sgtin = _SGTIN_URN.fullmatch(epc)
+    tracking_number = "SGTIN" + "".join(sgtin.groups()).upper() if sgtin else epc
+    if is_tracking_number(tracking_number):
+        return tracking_number, False
+    if is_handling_unit(epc):
+        return epc, True
+    raise _EventError(
+        field, f"EPC {epc[:60]!r} is neither an SSCC, an SGTIN, a tracking number nor a unit id", "invalid_identifier"
+    )
 
 
 def _location(event: dict[str, Any]) -> dict[str, str | None] | None:

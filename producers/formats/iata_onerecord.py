@@ -39,6 +39,7 @@ from producers.formats.records import (
     references,
     scan_event,
 )
+from schemas.identifiers import is_handling_unit
 
 RAW_FORMAT = "iata-onerecord"
 _AWB_AT_END = re.compile(r"(\d{3})-?(\d{8})/?$")
@@ -157,7 +158,11 @@ def _subject(linked: dict[str, Any]) -> tuple[str, dict[str, str | None]]:
     if match:
         awb = parse_awb(f"{match.group(1)}-{match.group(2)}")
         return awb, references(awb=awb)
-    return identifier.strip(), references()
+    # Any other logistics object (a piece, a shipment): its id's last path segment, as a unit id.
+    unit = identifier.strip().rstrip("/").rsplit("/", 1)[-1].upper()
+    if not is_handling_unit(unit):
+        raise IdentifierError(f"logistics object {identifier.strip()[:80]!r} has no usable id (AWB, ULD or unit id)")
+    return unit, references()
 
 
 def _location(value: Any) -> dict[str, str | None] | None:

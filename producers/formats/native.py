@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from producers.formats.base import FormatError, ParsedRecord, ParseIssue, ParseResult
 from schemas.codec import default_codec
+from schemas.identifiers import identifier_problems
 from schemas.scan_codes import RAW_FORMATS, SCAN_CODES
 
 DEFAULT_RAW_FORMAT: Final = "parcelstream-json"
@@ -324,6 +325,8 @@ def _build(
         record_name = "ScanEvent" if kind == "scan" else "Manifest"
         for error in default_codec().validate(record_name, value):
             builder.problems.append(_FieldProblem("(schema)", error))
+        for field, message in identifier_problems(record_name, value):
+            builder.problems.append(_FieldProblem(field_name(field), message, "invalid_identifier"))
     if builder.problems:
         return [ParseIssue(reference, p.field, p.message, raw, p.reason_code) for p in builder.problems]
     return ParsedRecord(kind, value, reference)

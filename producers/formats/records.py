@@ -14,6 +14,7 @@ from typing import Any
 from producers.formats.base import FormatError, ParsedRecord, ParseIssue, ParseResult
 from producers.formats.code_maps import normalise
 from schemas.codec import default_codec
+from schemas.identifiers import identifier_problems
 
 _RECORD_NAMES = {"scan": "ScanEvent", "manifest": "Manifest"}
 
@@ -87,6 +88,11 @@ class ResultBuilder:
         problems = default_codec().validate(_RECORD_NAMES[kind], value)
         if problems:
             self.issue(reference, "", "record does not fit its schema: " + "; ".join(problems), raw)
+            return
+        identifier_issues = identifier_problems(_RECORD_NAMES[kind], value)
+        for field, message in identifier_issues:
+            self.issue(reference, field, message, raw, "invalid_identifier")
+        if identifier_issues:
             return
         self.result.records.append(ParsedRecord(kind, value, reference))  # type: ignore[arg-type]
 

@@ -35,7 +35,7 @@ def test_malformed_lines_exit_2_and_are_dead_lettered(
     read_topic: Callable[[str, int], list[ReadMessage]],
 ) -> None:
     path = tmp_path / "mixed.ndjson"
-    lines = [scan("e1", tracking_number="LP001"), "not json", MANIFEST, scan("e2", tracking_number="LP2", code="X")]
+    lines = [scan("e1", tracking_number="LP000000001CN"), "not json", MANIFEST, scan("e2", tracking_number="LP000000002CN", code="X")]
     path.write_text("\n".join(lines) + "\n")
 
     # Connection settings from the environment, as an operator would set them.
@@ -68,7 +68,7 @@ def test_everything_published_exits_0(tmp_path: Path, bootstrap_servers: str, to
     path = tmp_path / "feed.csv"
     path.write_text(
         "event_id,tracking_number,source,code,carrier,event_time\n"
-        "c1,LP001,lastmile,DELIVERED,BPOST,2026-11-24T14:02:00+01:00\n"
+        "c1,LP000000001CN,lastmile,DELIVERED,BPOST,2026-11-24T14:02:00+01:00\n"
     )
     result = run_publish(
         str(path), "--carrier", "BPOST", "--bootstrap-servers", bootstrap_servers, "--topic-prefix", topics.prefix
@@ -79,7 +79,7 @@ def test_everything_published_exits_0(tmp_path: Path, bootstrap_servers: str, to
 
 def test_unreachable_broker_is_one_line_and_exit_1(tmp_path: Path) -> None:
     path = tmp_path / "scans.jsonl"
-    path.write_text(scan("e1", tracking_number="LP001") + "\n")
+    path.write_text(scan("e1", tracking_number="LP000000001CN") + "\n")
     address = f"127.0.0.1:{free_port()}"
     result = run_publish(str(path), "--bootstrap-servers", address, "--timeout", "2")
     assert result.returncode == 1
@@ -99,7 +99,7 @@ def test_setup_problems_are_one_line_and_exit_1(
     tmp_path: Path, bootstrap_servers: str, file_name: str, extra: list[str], message: str
 ) -> None:
     path = tmp_path / file_name
-    path.write_text(scan("e1", tracking_number="LP001") + "\n")
+    path.write_text(scan("e1", tracking_number="LP000000001CN") + "\n")
     result = run_publish(str(path), "--bootstrap-servers", bootstrap_servers, *extra)
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()

@@ -45,7 +45,7 @@ MANIFEST = json.dumps(
         "manifest_id": "M-BAG-7",
         "handling_unit": "BAG-7",
         "unit_type": "bag",
-        "members": ["LP001", "LP002"],
+        "members": ["LP000000001CN", "LP000000002CN"],
         "member_type": "parcel",
         "carrier": "CK",
         "source": "warehouse",
@@ -70,11 +70,11 @@ def test_published_file_reads_back_identical(
 ) -> None:
     path = tmp_path / "scans.jsonl"
     lines = [
-        scan("e1", tracking_number="LP001"),
-        scan("e2", tracking_number="LP002", code="HUB_RECEIVED", source="warehouse", location="LGG-HUB-1"),
+        scan("e1", tracking_number="LP000000001CN"),
+        scan("e2", tracking_number="LP000000002CN", code="HUB_RECEIVED", source="warehouse", location="LGG-HUB-1"),
         scan("e3", handling_unit="AKE12345CK", references={"uld": "AKE12345CK", "flight_number": "CK261"}),
         MANIFEST,
-        scan("e4", tracking_number="LP003", event_time="2026-11-21T09:00:00-05:00", reason="late truck"),
+        scan("e4", tracking_number="LP000000003CN", event_time="2026-11-21T09:00:00-05:00", reason="late truck"),
     ]
     path.write_text("\n".join(lines) + "\n")
     expected = parse_jsonl(path.read_bytes(), str(path))
@@ -95,7 +95,7 @@ def test_published_file_reads_back_identical(
     expected_scans = {r.value["event_id"]: r.value for r in expected.records if r.kind == "scan"}
     assert {m.decoded.value["event_id"]: m.decoded.value for m in scans} == expected_scans
     assert all(m.decoded.record_name == "ScanEvent" for m in scans)
-    assert sorted(m.key for m in scans) == [b"AKE12345CK", b"LP001", b"LP002", b"LP003"]
+    assert sorted(m.key for m in scans) == [b"AKE12345CK", b"LP000000001CN", b"LP000000002CN", b"LP000000003CN"]
     for message in scans:
         value = message.decoded.value
         assert message.key == (value["tracking_number"] or value["handling_unit"]).encode()
@@ -113,12 +113,12 @@ def test_malformed_lines_are_dead_lettered_and_the_rest_published(
 ) -> None:
     path = tmp_path / "mixed.jsonl"
     bad_json = '{"event_id": "e9", '
-    unknown_code = scan("e10", tracking_number="LP010", code="TELEPORTED")
-    two_problems = scan("e11", tracking_number="LP011", event_time="2026-11-20T08:15:00", source="drone")
+    unknown_code = scan("e10", tracking_number="LP000000010CN", code="TELEPORTED")
+    two_problems = scan("e11", tracking_number="LP000000011CN", event_time="2026-11-20T08:15:00", source="drone")
     path.write_bytes(
-        "\n".join([scan("e1", tracking_number="LP001"), bad_json, unknown_code, "", two_problems]).encode()
+        "\n".join([scan("e1", tracking_number="LP000000001CN"), bad_json, unknown_code, "", two_problems]).encode()
         + b"\n\xff\xfe\n"
-        + scan("e2", tracking_number="LP002").encode()
+        + scan("e2", tracking_number="LP000000002CN").encode()
     )
     printed: list[str] = []
     dead_letters_before = counter("parcelstream_dead_letters_total", stage="producer", reason_code="unknown_code")
@@ -167,7 +167,7 @@ def test_unreadable_csv_header_dead_letters_the_whole_file(
 
 def test_unacknowledged_records_are_failures_with_their_references(tmp_path: Path) -> None:
     path = tmp_path / "scans.jsonl"
-    path.write_text(scan("e1", tracking_number="LP001") + "\n" + scan("e2", tracking_number="LP002") + "\n")
+    path.write_text(scan("e1", tracking_number="LP000000001CN") + "\n" + scan("e2", tracking_number="LP000000002CN") + "\n")
     nowhere = Publisher(
         f"127.0.0.1:{free_port()}", TopicNames("nowhere"), **{"message.timeout.ms": 1000, "log_level": 0}
     )

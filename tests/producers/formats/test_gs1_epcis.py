@@ -22,8 +22,8 @@ def test_document(fixture_bytes: Callable[[str], bytes]) -> None:
     assert kinds == ["scan", "scan", "manifest", "scan"]
     first, second, manifest, observed = (r.value for r in result.records)
 
-    assert first["tracking_number"] == "urn:epc:id:sgtin:0614141.107346.2017"
-    assert second["tracking_number"] == "urn:epc:id:sgtin:0614141.107346.2018"
+    assert first["tracking_number"] == "SGTIN06141411073462017"
+    assert second["tracking_number"] == "SGTIN06141411073462018"
     assert first["event_id"] != second["event_id"]
     assert (first["code"], first["raw_code"], first["raw_format"]) == ("LASTMILE_HANDOVER", "shipping", "gs1-epcis")
     assert first["event_time_ms"] == parse_timestamp("2005-04-04T02:33:31.116Z").epoch_ms
@@ -33,7 +33,7 @@ def test_document(fixture_bytes: Callable[[str], bytes]) -> None:
     assert manifest["manifest_id"].startswith("ni:///sha-256;")
     assert manifest["handling_unit"] == "106141412345678908"
     assert manifest["action"] == "add"
-    assert manifest["members"] == ["urn:epc:id:sgtin:0614141.107346.2017", "urn:epc:id:sgtin:0614141.107346.2018"]
+    assert manifest["members"] == ["SGTIN06141411073462017", "SGTIN06141411073462018"]
     assert (manifest["unit_type"], manifest["member_type"]) == ("bag", "parcel")
     assert manifest["references"]["bag"] == "106141412345678908"
 

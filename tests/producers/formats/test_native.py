@@ -96,7 +96,7 @@ def test_defaults_for_optional_fields() -> None:
 def test_shipment_on_order_created() -> None:
     order = {
         "event_id": "o1",
-        "tracking_number": "LP1",
+        "tracking_number": "LP000000001CN",
         "source": "warehouse",
         "code": "ORDER_CREATED",
         "carrier": "CAINIAO",
@@ -152,10 +152,10 @@ BAD_LINES: list[tuple[str, bytes | str | dict[str, Any], str, str]] = [
     ("unknown location kind", _with(GOOD_SCAN, location={"code": "LGG", "kind": "moon"}), "location.kind", ""),
     ("bad country", _with(GOOD_SCAN, location={"code": "LGG", "country": "Belgium"}), "location.country", ""),
     ("unknown raw format", _with(GOOD_SCAN, raw_format="telex"), "raw_format", "malformed_record"),
-    ("misspelt field", _with(GOOD_SCAN, tracking_numbr="LP1"), "tracking_numbr", "malformed_record"),
+    ("misspelt field", _with(GOOD_SCAN, tracking_numbr="LP000000001CN"), "tracking_numbr", "malformed_record"),
     ("conflicting reference", _with(GOOD_SCAN, references={"awb": "020-12345675"}), "awb", "malformed_record"),
     ("manifest without members", _with(GOOD_MANIFEST, members=[]), "members", "malformed_record"),
-    ("manifest member not a string", _with(GOOD_MANIFEST, members=["LP1", 5]), "members[1]", "malformed_record"),
+    ("manifest member not a string", _with(GOOD_MANIFEST, members=["LP000000001CN", 5]), "members[1]", "malformed_record"),
     ("manifest unit type", _with(GOOD_MANIFEST, unit_type="box"), "unit_type", "malformed_record"),
 ]
 
@@ -217,9 +217,9 @@ def test_csv_scans_and_manifests() -> None:
     data = "\n".join(
         [
             CSV_HEADER,
-            "scan,CK-1,LP1,,flight,LINEHAUL_DEPARTED,CK,2026-11-20T08:15:00+08:00,HGH,airport,CN,157-12345675,,,,",
+            "scan,CK-1,LP000000001CN,,flight,LINEHAUL_DEPARTED,CK,2026-11-20T08:15:00+08:00,HGH,airport,CN,157-12345675,,,,",
             ",CK-2,,AKE12345CK,flight,LINEHAUL_ARRIVED,CK,2026-11-20T14:00:00+01:00,LGG,airport,BE,,,,,",
-            "manifest,,,BAG-7,warehouse,,CK,2026-11-20T06:00:00+08:00,,,,,M-7,bag,LP1 | LP2|LP3,parcel",
+            "manifest,,,BAG-7,warehouse,,CK,2026-11-20T06:00:00+08:00,,,,,M-7,bag,LP000000001CN | LP000000002CN|LP000000003CN,parcel",
         ]
     ).encode()
     result = parse_csv(data, "feed.csv")
@@ -232,7 +232,7 @@ def test_csv_scans_and_manifests() -> None:
     assert unit_scan.value["handling_unit"] == "AKE12345CK"
     assert unit_scan.value["tracking_number"] is None
     assert manifest.kind == "manifest"
-    assert manifest.value["members"] == ["LP1", "LP2", "LP3"]
+    assert manifest.value["members"] == ["LP000000001CN", "LP000000002CN", "LP000000003CN"]
     assert manifest.reference == "feed.csv:4"
 
 
@@ -240,8 +240,8 @@ def test_csv_bad_rows_name_the_column() -> None:
     data = "\n".join(
         [
             CSV_HEADER,
-            "scan,CK-1,LP1,,flight,LINEHAUL_DEPARTED,CK,2026-11-20T08:15:00+08:00,LGG,moon,BE,,,,,",
-            "scan,CK-2,LP2,,flight",
+            "scan,CK-1,LP000000001CN,,flight,LINEHAUL_DEPARTED,CK,2026-11-20T08:15:00+08:00,LGG,moon,BE,,,,,",
+            "scan,CK-2,LP000000002CN,,flight",
             "manifest,,,BAG-7,warehouse,,CK,2026-11-20T06:00:00+08:00,,,,,M-7,bag,,parcel",
         ]
     ).encode()

@@ -99,7 +99,7 @@ def scan(event_id: str, **overrides: Any) -> dict[str, Any]:
     """A valid native scan record of carrier CK."""
     record: dict[str, Any] = {
         "event_id": event_id,
-        "tracking_number": f"LP{event_id}CN",
+        "tracking_number": f"LP{event_id:0>9}CN",
         "source": "flight",
         "code": "LINEHAUL_DEPARTED",
         "raw_code": "DEP",

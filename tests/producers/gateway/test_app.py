@@ -146,7 +146,7 @@ def test_accepted_batch_is_published_once_even_when_retried(
     assert retry.headers["idempotent-replayed"] == "true"
     messages = read_topic(topics.scans, 3)
     assert scan_ids(messages) == ["1", "2", "3"]
-    assert {message.key for message in messages} == {b"LP1CN", b"LP2CN", b"BAG-7"}
+    assert {message.key for message in messages} == {b"LP000000001CN", b"LP000000002CN", b"BAG-7"}
 
     other_body = client.post("/v1/scans", json={"records": [scan("4")]}, headers={"Idempotency-Key": "batch-0001"})
     assert other_body.status_code == 422
