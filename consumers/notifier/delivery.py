@@ -69,12 +69,14 @@ class DeliveryLoop:
         self.clock = clock
         self.stats = DeliveryStats()
         self._buckets: dict[str, TokenBucket] = {}
+        self._stopping = asyncio.Event()
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve every endpoint with pending work until ``stop`` is set; in-flight attempts finish."""
+        self._stopping = stop
         tasks: dict[str, asyncio.Task[None]] = {}
         while not stop.is_set():
             try:
@@ -122,7 +124,7 @@ class DeliveryLoop:
             raise
         attempts_made = job.attempts + 1
         if result.verdict is Verdict.SENT:
-            await self.outbox.complete(job, "delivered", self._now_ms())
+            await self._mark_delivered(job)
             NOTIFICATIONS.labels(channel=job.channel, outcome="sent").inc()
             self.stats.sent += 1
             log.info("notifier: delivered %s after %d attempt(s)", job.describe(), attempts_made)
@@ -137,6 +139,21 @@ class DeliveryLoop:
             )
             return
         await self._dead_letter(job, result, attempts_made)
+
+    async def _mark_delivered(self, job: NotificationJob) -> None:
+        """Record the 2xx, waiting out a Redis outage: left to the lease, the job would be sent again."""
+        delay_s = self.poll_interval_s
+        while True:
+            try:
+                await self.outbox.complete(job, "delivered", self._now_ms())
+                return
+            except redis.RedisError as error:
+                if self._stopping.is_set():
+                    raise  # shutting down: the lease brings the job back (one more send, same idempotency key)
+                log.warning("notifier: cannot mark %s delivered (%s); retrying", job.describe(), error)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay_s)
+                delay_s = min(2 * delay_s, 5.0)
 
     async def _dead_letter(self, job: NotificationJob, result: AttemptResult, attempts_made: int) -> None:
         reason_code = "delivery_rejected" if result.verdict is Verdict.FAIL else "retries_exhausted"
