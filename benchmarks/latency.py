@@ -1,0 +1,155 @@
+"""Latency at a fixed offered load: publish the dataset's records at ``rate`` records/s with their
+event time set to the wall clock, and measure, for every ParcelState the worker publishes, the
+wall time at arrival minus its ``last_event_time_ms`` (event time → parcel state produced)."""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import fastavro
+from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
+
+from producers.publisher import producer_config, scan_key
+from schemas.codec import default_codec
+from schemas.topics import TopicNames
+
+DRAIN_IDLE_SECONDS = 3.0
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class FastEncoder:
+    """The codec's wire format with schemas parsed once (the load generator must not be the bottleneck)."""
+
+    def __init__(self) -> None:
+        codec = default_codec()
+        self._schemas = {}
+        for name in ("ScanEvent", "Manifest"):
+            schema = codec.latest(name)
+            self._schemas[name] = (struct.pack(">bI", 0, schema.schema_id), fastavro.parse_schema(schema.parsed))
+
+    def encode(self, record_name: str, value: dict[str, Any]) -> bytes:
+        header, schema = self._schemas[record_name]
+        buffer = io.BytesIO()
+        buffer.write(header)
+        fastavro.schemaless_writer(buffer, schema, value)
+        return buffer.getvalue()
+
+
+def restamped(kind: str, value: dict[str, Any], now: int) -> dict[str, Any]:
+    """The record as if it happened now (order data included, so SLA promises stay realistic)."""
+    value = {**value, "event_time_ms": now, "recorded_time_ms": now}
+    if kind == "scan" and value.get("shipment"):
+        value["shipment"] = {**value["shipment"], "ordered_time_ms": now}
+    return value
+
+
+@dataclass
+class LatencyResult:
+    offered_per_s: float
+    published: int
+    states: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(fraction * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+class LoadRun:
+    """Publishes to ``topics`` and reads its parcel-state topic from its current end."""
+
+    def __init__(self, bootstrap_servers: str, topics: TopicNames, partitions: int) -> None:
+        self.topics = topics
+        self.encoder = FastEncoder()
+        self.producer = Producer(producer_config(bootstrap_servers, **{"linger.ms": 1}))
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "group.id": f"bench-latency-{topics.prefix}",
+                "enable.auto.commit": False,
+                "log_level": 3,
+            }
+        )
+        self.consumer.assign([TopicPartition(topics.parcel_state, p, OFFSET_END) for p in range(partitions)])
+        self.codec = default_codec()
+
+    def publish(self, kind: str, value: dict[str, Any]) -> None:
+        value = restamped(kind, value, wall_ms())
+        if kind == "scan":
+            topic, key, data = self.topics.scans, scan_key(value), self.encoder.encode("ScanEvent", value)
+        else:
+            topic, key, data = self.topics.manifests, value["handling_unit"], self.encoder.encode("Manifest", value)
+        self.producer.produce(topic, key=key.encode(), value=data)
+        self.producer.poll(0)
+
+    def read(self, timeout: float) -> list[float]:
+        """Latencies (ms) of the ParcelStates that arrived."""
+        latencies = []
+        for message in self.consumer.consume(5000, timeout=timeout):
+            if message.error() or message.value() is None:
+                continue
+            arrived = wall_ms()
+            state = self.codec.decode(message.value()).value
+            latencies.append(float(arrived - state["last_event_time_ms"]))
+        return latencies
+
+    def warm_up(self, record: tuple[str, dict[str, Any]], timeout: float) -> bool:
+        """Publish one record and wait for a ParcelState: the worker has joined and is processing."""
+        self.publish(*record)
+        self.producer.flush(10)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.read(0.5):
+                return True
+        return False
+
+    def run(self, records: Iterator[tuple[str, dict[str, Any]]], rate: float, seconds: float) -> LatencyResult:
+        latencies: list[float] = []
+        interval = 1.0 / rate
+        started = time.perf_counter()
+        published = 0
+        while time.perf_counter() - started < seconds:
+            due = started + published * interval
+            now = time.perf_counter()
+            if due > now:
+                # Pacing the offered load: read outputs while waiting for the next record's turn.
+                latencies += self.read(min(due - now, 0.05))
+                continue
+            record = next(records, None)
+            if record is None:
+                break
+            self.publish(*record)
+            published += 1
+        self.producer.flush(30)
+        last_arrival = time.monotonic()
+        while time.monotonic() - last_arrival < DRAIN_IDLE_SECONDS:
+            arrived = self.read(0.5)
+            if arrived:
+                latencies += arrived
+                last_arrival = time.monotonic()
+        latencies.sort()
+        return LatencyResult(
+            offered_per_s=rate,
+            published=published,
+            states=len(latencies),
+            p50_ms=percentile(latencies, 0.50),
+            p95_ms=percentile(latencies, 0.95),
+            p99_ms=percentile(latencies, 0.99),
+        )
+
+    def close(self) -> None:
+        self.producer.flush(10)
+        self.consumer.close()
