@@ -345,6 +345,9 @@ def run_demo(options: DemoOptions, console: Console) -> int:
                 "PARCELSTREAM_OPERATIONS_KEY": DEMO_OPERATIONS_KEY,
                 # Tansu makes a joining consumer wait for its session timeout: keep joins short.
                 "PARCELSTREAM_NOTIFIER_SESSION_TIMEOUT_MS": "6000",
+                # One local receiver stands in for every merchant's endpoint: lift the per-endpoint limit.
+                "PARCELSTREAM_NOTIFIER_RATE_PER_ENDPOINT": "2000",
+                "PARCELSTREAM_NOTIFIER_ENDPOINT_CONCURRENCY": "16",
                 "PYTHONUNBUFFERED": "1",
             }
             console.print(f"broker {bootstrap} · redis {options.redis_url} · logs {log_dir}")
@@ -394,6 +397,11 @@ def _watch(
             marks = [*marks[-(QUIET_SCRAPES - 1) :], _progress_marks(snapshot)]
             quiet = len(marks) == QUIET_SCRAPES and len(set(marks)) == 1
             if drain_deadline is not None and (now > drain_deadline or quiet):
+                if not quiet:
+                    console.print(
+                        f"[yellow]still processing {options.drain_seconds:.0f} s after the carriers stopped: "
+                        "the figures below are a snapshot[/yellow]"
+                    )
                 break
     return _summary(snapshot, receiver, console)
 
@@ -412,20 +420,31 @@ def _progress_marks(snapshot: Snapshot) -> tuple[float, ...]:
 
 def _summary(snapshot: Snapshot, receiver: dict[str, int], console: Console) -> int:
     per_source = snapshot.by("parcelstream_scans_published_total", "source")
+    # What each stage must have done for the demo to count as a success (exit code 0).
+    stage_figures = {
+        "scans ingested by workers": snapshot.total("parcelstream_scans_ingested_total"),
+        "status updates": snapshot.total("parcelstream_status_updates_total"),
+        "parcels in the read model": snapshot.total("parcelstream_parcels"),
+        "notifications sent": snapshot.total("parcelstream_notifications_total", outcome="sent"),
+        "webhooks received (verified)": float(receiver.get("verified", 0)),
+    }
     table = Table(title="demo summary")
     table.add_column("figure")
     table.add_column("value", justify="right")
     for source, count in sorted(per_source.items()):
         table.add_row(f"scans published · {source}", f"{count:,.0f}")
-    table.add_row("scans ingested by workers", f"{snapshot.total('parcelstream_scans_ingested_total'):,.0f}")
-    table.add_row("status updates", f"{snapshot.total('parcelstream_status_updates_total'):,.0f}")
+    for figure, value in stage_figures.items():
+        table.add_row(figure, f"{value:,.0f}")
     table.add_row("SLA events", f"{snapshot.total('parcelstream_sla_events_total'):,.0f}")
     table.add_row("dead letters", f"{snapshot.total('parcelstream_dead_letters_total'):,.0f}")
-    table.add_row("notifications sent", f"{snapshot.total('parcelstream_notifications_total', outcome='sent'):,.0f}")
-    table.add_row("webhooks received (verified)", f"{receiver.get('verified', 0):,}")
+    table.add_row("webhook duplicates", f"{receiver.get('duplicates', 0):,}")
     console.print(table)
     if not per_source or min(per_source.values()) <= 0:
         console.print("[red]no scans were published[/red]")
+        return 1
+    idle = [figure for figure, value in stage_figures.items() if value <= 0]
+    if idle:
+        console.print(f"[red]a stage did not do its part: no {', no '.join(idle)}[/red]")
         return 1
     return 0
 
