@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_ARGS ?=
 
-.PHONY: demo test lint bench install services
+.PHONY: demo test bench install services test-services
 
 $(BIN)/parcelstream: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,15 +15,19 @@ $(BIN)/parcelstream: pyproject.toml
 
 install: $(BIN)/parcelstream
 
-## Services the demo and tests use on this machine: Redis (and Debian tools for some tests).
+## Services on this machine: Redis for the demo; for the tests also promtool/prometheus and chromium.
 services:
 	@bash deploy/local/ensure-services.sh
+
+test-services:
+	@bash deploy/local/ensure-services.sh test
 
 demo: install services
 	$(BIN)/parcelstream demo $(DEMO_ARGS)
 
-test: install services
+test: install test-services
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 bench: install services

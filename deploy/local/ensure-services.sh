@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the local services the demo and the test suite use are there and running.
+#   ensure-services.sh        Redis (the demo)
+#   ensure-services.sh test   Redis, promtool/prometheus and chromium (the test suite)
 set -euo pipefail
 
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
@@ -12,6 +14,8 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null
+
+[ "${1:-}" = "test" ] || exit 0
 
 # promtool (Debian package prometheus) checks and unit-tests the alert rules in tests/deploy/.
 if ! command -v promtool >/dev/null 2>&1; then

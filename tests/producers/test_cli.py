@@ -35,7 +35,12 @@ def test_malformed_lines_exit_2_and_are_dead_lettered(
     read_topic: Callable[[str, int], list[ReadMessage]],
 ) -> None:
     path = tmp_path / "mixed.ndjson"
-    lines = [scan("e1", tracking_number="LP000000001CN"), "not json", MANIFEST, scan("e2", tracking_number="LP000000002CN", code="X")]
+    lines = [
+        scan("e1", tracking_number="LP000000001CN"),
+        "not json",
+        MANIFEST,
+        scan("e2", tracking_number="LP000000002CN", code="X"),
+    ]
     path.write_text("\n".join(lines) + "\n")
 
     # Connection settings from the environment, as an operator would set them.

@@ -167,7 +167,9 @@ def test_unreadable_csv_header_dead_letters_the_whole_file(
 
 def test_unacknowledged_records_are_failures_with_their_references(tmp_path: Path) -> None:
     path = tmp_path / "scans.jsonl"
-    path.write_text(scan("e1", tracking_number="LP000000001CN") + "\n" + scan("e2", tracking_number="LP000000002CN") + "\n")
+    path.write_text(
+        scan("e1", tracking_number="LP000000001CN") + "\n" + scan("e2", tracking_number="LP000000002CN") + "\n"
+    )
     nowhere = Publisher(
         f"127.0.0.1:{free_port()}", TopicNames("nowhere"), **{"message.timeout.ms": 1000, "log_level": 0}
     )

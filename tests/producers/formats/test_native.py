@@ -155,7 +155,12 @@ BAD_LINES: list[tuple[str, bytes | str | dict[str, Any], str, str]] = [
     ("misspelt field", _with(GOOD_SCAN, tracking_numbr="LP000000001CN"), "tracking_numbr", "malformed_record"),
     ("conflicting reference", _with(GOOD_SCAN, references={"awb": "020-12345675"}), "awb", "malformed_record"),
     ("manifest without members", _with(GOOD_MANIFEST, members=[]), "members", "malformed_record"),
-    ("manifest member not a string", _with(GOOD_MANIFEST, members=["LP000000001CN", 5]), "members[1]", "malformed_record"),
+    (
+        "manifest member not a string",
+        _with(GOOD_MANIFEST, members=["LP000000001CN", 5]),
+        "members[1]",
+        "malformed_record",
+    ),
     ("manifest unit type", _with(GOOD_MANIFEST, unit_type="box"), "unit_type", "malformed_record"),
 ]
 
