@@ -9,7 +9,6 @@ therefore replays the batch, which the version check makes harmless.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from consumers.read_model import (
 )
 from consumers.settings import ConsumerSettings
 from schemas.codec import Codec, DecodeError, default_codec
+from schemas.dead_letters import dead_letter_record
 from schemas.statuses import STATUSES
 from schemas.topics import KEY_PARTITIONER
 
@@ -103,21 +103,16 @@ class DeadLetterSink:
 
     def send(self, message: Message, reason_code: str, reason: str) -> None:
         payload = message.value() or b""
-        source = f"{message.topic()}:{message.partition()}:{message.offset()}"
-        dead_letter = {
-            # Stable id: a replayed message gives the same dead letter id.
-            "dead_letter_id": hashlib.sha256(f"{STAGE}|{source}|".encode() + payload).hexdigest()[:32],
-            "stage": STAGE,
-            "reason_code": reason_code,
-            "reason": reason,
-            "source_topic": message.topic(),
-            "source_partition": message.partition(),
-            "source_offset": message.offset(),
-            "source_reference": None,
-            "key": message.key(),
-            "payload": payload,
-            "recorded_time_ms": time.time_ns() // 1_000_000,
-        }
+        dead_letter = dead_letter_record(
+            stage=STAGE,
+            reason_code=reason_code,
+            reason=reason,
+            payload=payload,
+            key=message.key(),
+            source_topic=message.topic(),
+            source_partition=message.partition(),
+            source_offset=message.offset(),
+        )
         self._producer.produce(
             self.topic,
             key=message.key(),

@@ -8,7 +8,6 @@ one partition and can fan them out to the parcels inside.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 
 from schemas.codec import Codec, EncodeError, default_codec
+from schemas.dead_letters import dead_letter_record
 from schemas.topics import KEY_PARTITIONER, TopicNames
 
 
@@ -244,21 +244,17 @@ class Publisher:
         source_partition: int | None = None,
         source_offset: int | None = None,
     ) -> tuple[str, bytes | None, bytes, str]:
-        dead_letter = {
-            "dead_letter_id": hashlib.sha256(
-                b"%s|%s|%s" % (self.stage.encode(), (source_reference or "").encode(), payload)
-            ).hexdigest()[:32],
-            "stage": self.stage,
-            "reason_code": reason_code,
-            "reason": reason,
-            "source_topic": source_topic,
-            "source_partition": source_partition,
-            "source_offset": source_offset,
-            "source_reference": source_reference,
-            "key": key,
-            "payload": payload,
-            "recorded_time_ms": now_ms(),
-        }
+        dead_letter = dead_letter_record(
+            stage=self.stage,
+            reason_code=reason_code,
+            reason=reason,
+            payload=payload,
+            key=key,
+            source_topic=source_topic,
+            source_partition=source_partition,
+            source_offset=source_offset,
+            source_reference=source_reference,
+        )
         value = self.codec.encode("DeadLetter", dead_letter)
         return self.topics.dead_letters, key, value, source_reference or "dead-letter"
 

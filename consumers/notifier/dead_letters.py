@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
-import time
-from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
 from consumers.metrics import DEAD_LETTERS
 from schemas.codec import Codec, default_codec
+from schemas.dead_letters import dead_letter_record
 from schemas.topics import KEY_PARTITIONER
 
 STAGE = "notifier"
@@ -54,22 +52,19 @@ class DeadLetterProducer:
         timeout_s: float = 30.0,
     ) -> None:
         """Publish one dead letter and block until the broker acknowledges it."""
-        record: dict[str, Any] = {
-            "dead_letter_id": dead_letter_id
-            or hashlib.sha256(b"%s|%s|%s" % (STAGE.encode(), (source_reference or "").encode(), payload)).hexdigest()[
-                :32
-            ],
-            "stage": STAGE,
-            "reason_code": reason_code,
-            "reason": reason,
-            "source_topic": source_topic,
-            "source_partition": source_partition,
-            "source_offset": source_offset,
-            "source_reference": source_reference,
-            "key": key,
-            "payload": payload,
-            "recorded_time_ms": time.time_ns() // 1_000_000,
-        }
+        record = dead_letter_record(
+            stage=STAGE,
+            reason_code=reason_code,
+            reason=reason,
+            payload=payload,
+            key=key,
+            source_topic=source_topic,
+            source_partition=source_partition,
+            source_offset=source_offset,
+            source_reference=source_reference,
+        )
+        if dead_letter_id:
+            record["dead_letter_id"] = dead_letter_id
         errors: list[str] = []
         done = threading.Event()
 

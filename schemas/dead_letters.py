@@ -1,0 +1,41 @@
+"""The DeadLetter record every stage writes (schemas/avro/dead_letter.v1.avsc), built in one place.
+
+Its id is stable: the same input rejected again by the same stage (a replay, a restart, a retry
+of the same file) gets the same ``dead_letter_id``, so the dead-letter topic can be de-duplicated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+
+def dead_letter_record(
+    *,
+    stage: str,
+    reason_code: str,
+    reason: str,
+    payload: bytes,
+    key: bytes | None = None,
+    source_topic: str | None = None,
+    source_partition: int | None = None,
+    source_offset: int | None = None,
+    source_reference: str | None = None,
+    recorded_time_ms: int | None = None,
+) -> dict[str, Any]:
+    """A DeadLetter dict; the input is named by topic/partition/offset or by ``source_reference``."""
+    origin = source_reference or f"{source_topic}:{source_partition}:{source_offset}"
+    return {
+        "dead_letter_id": hashlib.sha256(f"{stage}|{origin}|".encode() + payload).hexdigest()[:32],
+        "stage": stage,
+        "reason_code": reason_code,
+        "reason": reason,
+        "source_topic": source_topic,
+        "source_partition": source_partition,
+        "source_offset": source_offset,
+        "source_reference": source_reference,
+        "key": key,
+        "payload": payload,
+        "recorded_time_ms": recorded_time_ms if recorded_time_ms is not None else time.time_ns() // 1_000_000,
+    }
