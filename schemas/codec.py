@@ -13,7 +13,7 @@ import io
 import json
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,8 @@ class RegisteredSchema:
     file: str
     fingerprint: str
     parsed: dict[str, Any]
+    #: ``parsed`` as fastavro.parse_schema returns it: fastavro re-parses any other schema on every call.
+    compiled: dict[str, Any] = field(repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class Codec:
                 file=entry["file"],
                 fingerprint=entry["fingerprint"],
                 parsed=parsed,
+                compiled=fastavro.parse_schema(parsed),
             )
             if registered.schema_id in self._by_id:
                 raise ValueError(f"{registry_file}: schema id {registered.schema_id} registered twice")
@@ -115,7 +118,7 @@ class Codec:
         buffer = io.BytesIO()
         buffer.write(_HEADER.pack(MAGIC_BYTE, schema.schema_id))
         try:
-            fastavro.schemaless_writer(buffer, schema.parsed, value)
+            fastavro.schemaless_writer(buffer, schema.compiled, value)
         except (ValueError, TypeError, KeyError, AttributeError) as error:
             raise EncodeError(record_name, self.validate(record_name, value) or [str(error)]) from error
         return buffer.getvalue()
@@ -147,7 +150,7 @@ class Codec:
         buffer = io.BytesIO(data)
         buffer.seek(_HEADER.size)
         try:
-            value = fastavro.schemaless_reader(buffer, writer.parsed, None if reader is writer else reader.parsed)
+            value = fastavro.schemaless_reader(buffer, writer.compiled, None if reader is writer else reader.compiled)
         except Exception as error:
             raise DecodeError("corrupt_body", f"{writer.record_name} body does not decode: {error!r}") from error
         if buffer.tell() != len(data):

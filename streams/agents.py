@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 
 import faust
 from aiokafka.partitioner import murmur2
+from faust.streams import _current_event  # the current-event context Faust tables read
 from faust.types import EventT
 
 from schemas.topics import DAY_MS, TopicNames, TopicSpec
 from streams import metrics
 from streams.clock import EventClock
 from streams.deadlines import DeadlineHeap
-from streams.processor import Processor, SourceMessage
+from streams.processor import Batch, Processor, SourceMessage, WarmCache
 from streams.settings import WorkerSettings
 from streams.sla import SlaRules
 
@@ -74,6 +76,7 @@ class StreamWorker:
         self.clock = EventClock(settings.clock_speed)
         self.processor = Processor(self.topics, self.rules, self.clock)
         self.deadlines = DeadlineHeap()
+        self.warm = WarmCache(settings.state_cache_size)
         self.sla_due_name = sla_due_topic_name(settings)
         self._last_lag_refresh = 0.0
         self._lag_labels: set[tuple[str, str, str]] = set()
@@ -104,25 +107,64 @@ class StreamWorker:
             "units", key_type=str, value_type=bytes, extra_topic_configs=CHANGELOG_CONFIG, help="Handling units"
         )
         self.parcels.on_recover(self._rebuild_deadlines)
+        # Another worker may change a partition's keys while this one does not own it.
+        app.on_partitions_revoked.connect(self._forget_warm_state)
+        app.on_partitions_assigned.connect(self._forget_warm_state)
         app.agent(self.source, name="parcelstream.streams.process")(self.process)
         app.timer(settings.sla_timer_interval, name="parcelstream.streams.sla_timer")(self.sla_timer)
 
     async def process(self, stream: faust.StreamT[bytes]) -> None:
-        event: EventT
-        async for event in stream.events():
-            message = event.message
+        """Process the inputs in batches: outputs of the whole batch first, then one table write per
+        changed key; Faust acks (and later commits) the batch's offsets after this body ran."""
+        settings = self.settings
+        events: list[EventT]
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_timeout):
+            batch = self.processor.batch(self.parcels, self.units, self.warm)
+            event_of_partition: dict[int, EventT] = {}
             now = wall_ms()
-            if message.topic == self.sla_due_name:
-                key = message.key.decode() if message.key else ""
-                result = self.processor.handle_sla_due(key, self.parcels, now)
-            else:
-                source = SourceMessage(message.topic, message.partition, message.offset, message.key, message.value)
-                result = self.processor.handle(source, self.parcels, self.units, now)
-            for output in result.outputs:
-                await self.outputs[output.topic].send(key=output.key, value=output.value)
-            result.write_state(self.parcels, self.units)
-            if result.deadline is not None:
-                self.deadlines.schedule(*result.deadline)
+            # Table reads outside any event: Faust's stores then look a key up in every partition they
+            # hold (the current event would pin them to that event's partition).
+            token = _current_event.set(None)
+            try:
+                for event in events:
+                    message = event.message
+                    event_of_partition[message.partition] = event
+                    if message.topic == self.sla_due_name:
+                        key = message.key.decode() if message.key else ""
+                        batch.add_sla_due(key, now, message.partition)
+                    else:
+                        source = SourceMessage(
+                            message.topic, message.partition, message.offset, message.key, message.value
+                        )
+                        batch.add(source, now)
+                send = self.app.producer.send
+                for output in batch.outputs():
+                    # Straight to the producer (Faust's Topic.send adds per-message bookkeeping we do not
+                    # use); Faust flushes the producer before it commits the offsets.
+                    await send(output.topic, output.key, output.value, None, None, None)
+                self._write_state(batch, event_of_partition)
+            except BaseException:
+                self.warm.clear()  # its objects may hold changes that never reached the tables
+                raise
+            finally:
+                _current_event.reset(token)
+            batch.state.keep_warm()
+            batch.count_metrics()
+            for tracking_number, deadline in batch.deadlines():
+                self.deadlines.schedule(tracking_number, deadline)
+
+    async def _forget_warm_state(self, sender: object, partitions: object, **kwargs: object) -> None:
+        self.warm.clear()
+
+    def _write_state(self, batch: Batch, event_of_partition: dict[int, EventT]) -> None:
+        """One table write per changed key, as the event of its partition: Faust's changelog and
+        RocksDB store put a key in the partition of the event that writes it."""
+        tables = {"parcels": self.parcels, "units": self.units}
+        partitions = batch.state.partitions
+        for table, key, value in batch.state.changes():
+            event = event_of_partition[partitions[table, key]]  # type: ignore[index]
+            _current_event.set(weakref.ref(event))
+            tables[table][key] = value
 
     async def sla_timer(self) -> None:
         """Send the parcels whose SLA deadline has passed to the agent (through ``sla-due``)."""

@@ -6,9 +6,44 @@ the prefix of the changelog topics), so parallel pipelines and tests never share
 
 from __future__ import annotations
 
+from typing import Any
+
 import faust
+from faust.sensors import Monitor
+from faust.types import TP, CollectionT, EventT, Message, StreamT
 
 from streams.settings import WorkerSettings
+
+#: Producer batches (bytes per partition): ParcelStates carry the parcel's history, so Faust's
+#: 16 KiB default fills after a dozen messages and every few messages cost a produce request.
+PRODUCER_MAX_BATCH_SIZE = 512 * 1024
+#: Seconds the producer waits for a batch to fill; bounded by --batch-timeout's latency anyway.
+PRODUCER_LINGER = 0.005
+
+
+class LeanMonitor(Monitor):
+    """Faust's monitor without its per-message and per-key bookkeeping, which only Faust's web
+    views read (the worker exports its own Prometheus metrics, docs/metrics.md)."""
+
+    def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
+        pass
+
+    def on_stream_event_in(self, tp: TP, offset: int, stream: StreamT, event: EventT) -> dict[str, Any] | None:
+        return None
+
+    def on_stream_event_out(
+        self, tp: TP, offset: int, stream: StreamT, event: EventT, state: dict[str, Any] | None = None
+    ) -> None:
+        pass
+
+    def on_message_out(self, tp: TP, offset: int, message: Message) -> None:
+        pass
+
+    def on_table_get(self, table: CollectionT, key: Any) -> None:
+        pass
+
+    def on_table_set(self, table: CollectionT, key: Any, value: Any) -> None:
+        pass
 
 
 def store_url(settings: WorkerSettings) -> str:
@@ -40,4 +75,9 @@ def create_app(settings: WorkerSettings) -> faust.App:
         web_port=settings.web_port or 6066,
         web_bind="127.0.0.1",
         autodiscover=False,
+        producer_max_batch_size=PRODUCER_MAX_BATCH_SIZE,
+        producer_linger=PRODUCER_LINGER,
+        # Room for a few batches of the agent (Faust's default 4096 is about 4 of 1000).
+        stream_buffer_maxsize=max(4096, 4 * settings.batch_size),
+        Monitor=LeanMonitor,
     )

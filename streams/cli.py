@@ -107,6 +107,33 @@ def worker(
             help="Seconds between two sweeps of the SLA timer." + _default("sla_timer_interval"),
         ),
     ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            envvar="PARCELSTREAM_BATCH_SIZE",
+            show_default=False,
+            help="Most messages processed as one batch: one table write per key and one ParcelState per parcel "
+            "per batch." + _default("batch_size"),
+        ),
+    ] = None,
+    batch_timeout: Annotated[
+        float | None,
+        typer.Option(
+            envvar="PARCELSTREAM_BATCH_TIMEOUT",
+            show_default=False,
+            help="Seconds to wait for a batch to fill before processing what arrived (latency at low load)."
+            + _default("batch_timeout"),
+        ),
+    ] = None,
+    state_cache_size: Annotated[
+        int | None,
+        typer.Option(
+            envvar="PARCELSTREAM_STATE_CACHE_SIZE",
+            show_default=False,
+            help="Decoded parcels and units kept in memory between batches (cleared on every rebalance); 0 turns "
+            "it off." + _default("state_cache_size"),
+        ),
+    ] = None,
     web_port: Annotated[
         int | None,
         typer.Option(
@@ -127,6 +154,9 @@ def worker(
         "data_dir": data_dir,
         "log_level": log_level,
         "sla_timer_interval": sla_timer_interval,
+        "batch_size": batch_size,
+        "batch_timeout": batch_timeout,
+        "state_cache_size": state_cache_size,
         "web_port": web_port,
     }
     try:
@@ -190,6 +220,9 @@ def run_worker(settings: WorkerSettings) -> None:
     )
     metrics.WORKER_UP.labels("streams").set(1)
     worker = faust.Worker(faust_app, loglevel=settings.log_level.upper(), quiet=not sys.stdout.isatty())
+    # Faust's start-up spinner sets the root logger to DEBUG for its handler: every debug call of
+    # aiokafka and Faust (several per message produced) would then build a log record.
+    worker.spinner = None
     try:
         # Runs until SIGTERM/SIGINT, then stops the app (commits offsets) and exits the process.
         worker.execute_from_commandline()

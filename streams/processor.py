@@ -1,26 +1,30 @@
-"""What the worker does with one input message, without Kafka or Faust.
+"""What the worker does with its input messages, without Kafka or Faust.
 
-``Processor.handle`` decodes a message of ``scans``, ``manifests`` or ``scans-fanout``, runs it
-through the pure core (``parcel.apply_scan``, ``consolidation.apply_manifest`` /
-``apply_unit_scan``) against the state in the tables it is given (any ``Mapping`` of key → JSON
-bytes: Faust tables in the worker, dicts in tests) and returns the messages to publish and the new
-table values. ``Processor.handle_sla_due`` does the same for a parcel whose SLA deadline has come.
-Anything it cannot process becomes one DeadLetter message; it never raises for bad input.
+``Processor.batch`` starts a ``Batch`` over the tables (any ``Mapping`` of key → JSON bytes: Faust
+tables in the worker, dicts in tests). ``Batch.add`` decodes a message of ``scans``, ``manifests``
+or ``scans-fanout`` and runs it through the pure core (``parcel.apply_scan``,
+``consolidation.apply_manifest`` / ``apply_unit_scan``); ``Batch.add_sla_due`` evaluates a parcel
+whose SLA deadline has come. Each key is decoded once per batch and the core mutates the decoded
+object (``StateCache``); ``Batch.outputs`` are the messages to publish (one ParcelState per
+changed parcel, its latest) and ``Batch.write_state`` stores each changed key once. Anything it
+cannot process becomes one DeadLetter message; it never raises for bad input.
+``Processor.handle`` / ``handle_sla_due`` do the same for one message and return a ``Result``.
 
-The caller publishes the outputs first and writes the tables after (``Result.write_state``): the
-state change reaches the changelog no earlier than the messages it caused, so a worker killed in
-between re-processes the message after restart instead of finding it already applied (a duplicate
-scan publishes nothing). Every output carries a stable id (update_id, sla_event_id,
-dead_letter_id), so that re-processing (at-least-once) repeats the same messages, which consumers
-de-duplicate.
+The caller publishes the outputs first and writes the tables after: the state change reaches the
+changelog no earlier than the messages it caused, so a worker killed in between re-processes the
+messages after restart instead of finding them already applied (a duplicate scan publishes
+nothing). Every output carries a stable id (update_id, sla_event_id, dead_letter_id), so that
+re-processing (at-least-once) repeats the same messages, which consumers de-duplicate.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping, MutableMapping
+from collections import Counter
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from typing import Any
 
 import orjson
@@ -31,6 +35,7 @@ from streams import metrics
 from streams.clock import EventClock
 from streams.consolidation import Unit, apply_manifest, apply_unit_scan
 from streams.parcel import Parcel, apply_scan
+from streams.serde import ParcelStateEncoder
 from streams.sla import SlaRules, evaluate, next_deadline_ms
 from streams.taxonomy import InvalidScanError
 
@@ -81,110 +86,346 @@ def loads(data: bytes) -> dict[str, Any]:
     return orjson.loads(data)
 
 
+class WarmCache:
+    """Decoded parcels and units kept from one batch to the next, so that a key that comes back
+    soon is not decoded from its table again. Only valid while this worker is the only writer of
+    the keys' partitions: the worker calls ``clear`` on every partition revocation and assignment,
+    a batch that began before a ``clear`` keeps nothing (``generation``), and a batch that fails
+    clears it (its objects may be changed without their table write)."""
+
+    def __init__(self, max_keys: int) -> None:
+        self.max_keys = max_keys
+        self.generation = 0
+        self._values: dict[tuple[str, str], Parcel | Unit] = {}
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def get(self, table: str, key: str) -> Parcel | Unit | None:
+        return self._values.get((table, key))
+
+    def discard(self, table: str, key: str) -> None:
+        self._values.pop((table, key), None)
+
+    def keep(self, generation: int, values: Iterator[tuple[str, str, Parcel | Unit]]) -> None:
+        """Keep the final objects of a batch that began at ``generation`` (newest last)."""
+        if generation != self.generation or self.max_keys <= 0:
+            return
+        store = self._values
+        for table, key, value in values:
+            store.pop((table, key), None)
+            store[table, key] = value
+        excess = len(store) - self.max_keys
+        if excess > 0:
+            for oldest in list(islice(store, excess)):
+                del store[oldest]
+
+    def clear(self) -> None:
+        self.generation += 1
+        self._values.clear()
+
+
+class StateCache:
+    """The parcels and units that a batch of messages touches, decoded once and stored once.
+
+    The first read of a key loads it from its table; the core then mutates the cached object, and
+    ``changes`` yields each changed key's final value once, whatever the number of messages that
+    changed it. A message that fails half-way is undone with ``rollback`` (see ``begin``).
+    """
+
+    def __init__(self, parcels: Table, units: Table, warm: WarmCache | None = None) -> None:
+        self._tables = {"parcels": parcels, "units": units}
+        self._warm = warm
+        self._generation = warm.generation if warm is not None else 0
+        self._parcels: dict[str, Parcel | None] = {}
+        self._units: dict[str, Unit | None] = {}
+        self.changed_parcels: dict[str, Parcel] = {}
+        self.changed_units: dict[str, Unit] = {}
+        #: Source partition of the message that last changed each (table, key): Faust's stores and
+        #: changelogs put a key in the partition of the event that writes it.
+        self.partitions: dict[tuple[str, str], int | None] = {}
+        #: Partition of the message being processed.
+        self.partition: int | None = None
+        self._undo: tuple[str, str, dict[str, Any] | None] | None = None
+
+    def parcel(self, tracking_number: str) -> Parcel | None:
+        if tracking_number not in self._parcels:
+            warm = self._warm.get("parcels", tracking_number) if self._warm is not None else None
+            if isinstance(warm, Parcel):
+                self._parcels[tracking_number] = warm
+            else:
+                data = self._tables["parcels"].get(tracking_number)
+                self._parcels[tracking_number] = None if data is None else Parcel.from_dict(loads(data))
+        return self._parcels[tracking_number]
+
+    def unit(self, handling_unit: str) -> Unit | None:
+        if handling_unit not in self._units:
+            warm = self._warm.get("units", handling_unit) if self._warm is not None else None
+            if isinstance(warm, Unit):
+                self._units[handling_unit] = warm
+            else:
+                data = self._tables["units"].get(handling_unit)
+                self._units[handling_unit] = None if data is None else Unit.from_dict(loads(data))
+        return self._units[handling_unit]
+
+    def begin(self, table: str, key: str) -> None:
+        """Remember how to undo the coming change of ``key``: an unchanged key is simply loaded
+        again; a key this batch already changed is restored from a snapshot (rare: keys repeat
+        little within a batch, and only this path pays for the snapshot)."""
+        changed = self.changed_parcels if table == "parcels" else self.changed_units
+        current = changed.get(key)
+        self._undo = (table, key, None if current is None else current.to_dict())
+
+    def rollback(self) -> None:
+        """Undo the changes since ``begin``: the core raised half-way through a message."""
+        if self._undo is None:
+            return
+        table, key, snapshot = self._undo
+        self._undo = None
+        if self._warm is not None:  # the kept object may be the one half changed
+            self._warm.discard(table, key)
+        if table == "parcels":
+            if snapshot is None:
+                self._parcels.pop(key, None)
+            else:
+                self._parcels[key] = self.changed_parcels[key] = Parcel.from_dict(snapshot)
+        elif snapshot is None:
+            self._units.pop(key, None)
+        else:
+            self._units[key] = self.changed_units[key] = Unit.from_dict(snapshot)
+
+    def put_parcel(self, parcel: Parcel) -> None:
+        self._parcels[parcel.tracking_number] = self.changed_parcels[parcel.tracking_number] = parcel
+        self.partitions["parcels", parcel.tracking_number] = self.partition
+        self._undo = None
+
+    def put_unit(self, unit: Unit) -> None:
+        self._units[unit.handling_unit] = self.changed_units[unit.handling_unit] = unit
+        self.partitions["units", unit.handling_unit] = self.partition
+        self._undo = None
+
+    def changes(self) -> Iterator[tuple[str, str, bytes]]:
+        """(table name, key, JSON bytes) of every changed key, once each."""
+        for tracking_number, parcel in self.changed_parcels.items():
+            yield "parcels", tracking_number, dumps(parcel.to_dict())
+        for handling_unit, unit in self.changed_units.items():
+            yield "units", handling_unit, dumps(unit.to_dict())
+
+    def keep_warm(self) -> None:
+        """Hand the batch's objects to the warm cache; call once their table writes are done."""
+        if self._warm is None:
+            return
+        parcels = (("parcels", key, parcel) for key, parcel in self._parcels.items() if parcel is not None)
+        units = (("units", key, unit) for key, unit in self._units.items() if unit is not None)
+        self._warm.keep(self._generation, chain(parcels, units))
+
+    def write(self, parcels: MutableMapping[str, bytes], units: MutableMapping[str, bytes]) -> int:
+        """Store every changed key's final value; returns the number of table writes."""
+        tables = {"parcels": parcels, "units": units}
+        written = 0
+        for table, key, value in self.changes():
+            tables[table][key] = value
+            written += 1
+        return written
+
+
+class Batch:
+    """Messages processed together: outputs in processing order, one ParcelState per changed parcel
+    (its latest: ``parcel-state`` is a compacted latest-value topic) and one table write per
+    changed key, for the caller to publish first and store after (``outputs``, ``write_state``)."""
+
+    def __init__(self, processor: Processor, parcels: Table, units: Table, warm: WarmCache | None = None) -> None:
+        self.processor = processor
+        self.state = StateCache(parcels, units, warm)
+        self.messages = 0
+        self.dead_letters = 0
+        self._outputs: list[Output] = []
+        #: Scans applied or fanned out, per (source, code), for the metrics (``count_metrics``).
+        self.ingested: Counter[tuple[str, str]] = Counter()
+        #: Parcels whose SLA deadline may have moved (every scanned or evaluated parcel).
+        self._touched: dict[str, Parcel] = {}
+
+    def add(self, message: SourceMessage, wall_ms: int) -> None:
+        """Process one message of scans, manifests or scans-fanout."""
+        self.messages += 1
+        self.state.partition = message.partition
+        self.processor.process(message, self, wall_ms)
+
+    def add_sla_due(self, tracking_number: str, wall_ms: int, partition: int | None = None) -> None:
+        """Evaluate the parcel's SLA rules now that a deadline has passed (no scan needed)."""
+        self.messages += 1
+        self.state.partition = partition
+        self.processor.process_sla_due(tracking_number, self, wall_ms)
+
+    def emit(self, output: Output) -> None:
+        self._outputs.append(output)
+
+    def touch(self, parcel: Parcel) -> None:
+        self._touched[parcel.tracking_number] = parcel
+
+    def outputs(self) -> list[Output]:
+        """Everything to publish: the latest ParcelState of each changed parcel, then the other
+        outputs in processing order."""
+        topic, encode = self.processor.topics.parcel_state, self.processor.parcel_state_encoder.encode
+        states = [
+            Output(topic, tracking_number.encode(), encode(parcel.to_record()))
+            for tracking_number, parcel in self.state.changed_parcels.items()
+        ]
+        return states + self._outputs
+
+    def deadlines(self) -> list[tuple[str, int | None]]:
+        """(tracking number, next SLA deadline or None) of every parcel the batch scanned or evaluated."""
+        rules = self.processor.rules
+        return [(number, next_deadline_ms(parcel, rules)) for number, parcel in self._touched.items()]
+
+    def write_state(self, parcels: MutableMapping[str, bytes], units: MutableMapping[str, bytes]) -> int:
+        return self.state.write(parcels, units)
+
+    def count_metrics(self) -> None:
+        """Count the batch's ingested scans (once, when it is done)."""
+        self.processor.count_ingested(self.ingested)
+        self.ingested.clear()
+
+
 class Processor:
     def __init__(self, topics: TopicNames, rules: SlaRules, clock: EventClock, codec: Codec | None = None) -> None:
         self.topics = topics
         self.rules = rules
         self.clock = clock
         self.codec = codec or default_codec()
+        self.parcel_state_encoder = ParcelStateEncoder(self.codec)
+        # prometheus_client's labels() costs more than the increment: keep each child.
+        self._ingested: dict[tuple[str, str], Any] = {}
+        self._event_time_lag = metrics.EVENT_TIME_LAG.labels(STAGE)
+
+    def batch(self, parcels: Table, units: Table, warm: WarmCache | None = None) -> Batch:
+        """A batch over these tables: ``add`` messages, publish ``outputs()``, then ``write_state``
+        (and ``state.keep_warm()`` when a ``WarmCache`` keeps decoded objects between batches)."""
+        return Batch(self, parcels, units, warm)
+
+    # -- one message at a time --------------------------------------------------------------------
+
+    def handle(self, message: SourceMessage, parcels: Table, units: Table, wall_ms: int) -> Result:
+        """Process one message of scans, manifests or scans-fanout (a batch of one)."""
+        batch = self.batch(parcels, units)
+        batch.add(message, wall_ms)
+        return self._result(batch)
+
+    def handle_sla_due(self, tracking_number: str, parcels: Table, wall_ms: int) -> Result:
+        """Evaluate the parcel's SLA rules now that a deadline has passed (no scan needed)."""
+        batch = self.batch(parcels, {})
+        batch.add_sla_due(tracking_number, wall_ms)
+        return self._result(batch)
+
+    @staticmethod
+    def _result(batch: Batch) -> Result:
+        result = Result(outputs=batch.outputs(), dead_lettered=batch.dead_letters > 0)
+        batch.count_metrics()
+        for table, key, value in batch.state.changes():
+            if table == "parcels":
+                result.parcel_state = (key, value)
+            else:
+                result.unit_state = (key, value)
+        deadlines = batch.deadlines()
+        if deadlines:
+            result.deadline = deadlines[0]
+        return result
 
     # -- input messages ---------------------------------------------------------------------------
 
-    def handle(self, message: SourceMessage, parcels: Table, units: Table, wall_ms: int) -> Result:
-        """Process one message of scans, manifests or scans-fanout."""
+    def process(self, message: SourceMessage, batch: Batch, wall_ms: int) -> None:
+        """Process one message of scans, manifests or scans-fanout into ``batch``."""
         if message.value is None:
-            return self._dead_letter(message, "empty_message", "message has no value (tombstone)", wall_ms)
+            return self._dead_letter(batch, message, "empty_message", "message has no value (tombstone)", wall_ms)
         try:
             decoded = self.codec.decode(message.value)
         except DecodeError as error:
-            return self._dead_letter(message, error.reason_code, error.reason, wall_ms)
+            return self._dead_letter(batch, message, error.reason_code, error.reason, wall_ms)
         try:
             if decoded.record_name == "ScanEvent":
-                return self._handle_scan(message, decoded.value, parcels, units, wall_ms)
+                return self._handle_scan(batch, message, decoded.value, wall_ms)
             if decoded.record_name == "Manifest":
-                return self._handle_manifest(message, decoded.value, units, wall_ms)
+                return self._handle_manifest(batch, message, decoded.value, wall_ms)
             return self._dead_letter(
+                batch,
                 message,
                 "unexpected_record",
                 f"a {decoded.record_name} (schema id {decoded.schema_id}) is neither a ScanEvent nor a Manifest",
                 wall_ms,
             )
         except InvalidScanError as error:
-            return self._dead_letter(message, error.reason_code, error.reason, wall_ms)
+            batch.state.rollback()
+            return self._dead_letter(batch, message, error.reason_code, error.reason, wall_ms)
         except Exception as error:  # a bug in the core must not stop the worker: the record waits in dead-letters
+            batch.state.rollback()
             log.exception("processing %s[%s]@%s failed", message.topic, message.partition, message.offset)
-            return self._dead_letter(message, "processing_error", f"{type(error).__name__}: {error}", wall_ms)
+            return self._dead_letter(batch, message, "processing_error", f"{type(error).__name__}: {error}", wall_ms)
 
-    def _handle_scan(
-        self, message: SourceMessage, scan: dict[str, Any], parcels: Table, units: Table, wall_ms: int
-    ) -> Result:
+    def _handle_scan(self, batch: Batch, message: SourceMessage, scan: dict[str, Any], wall_ms: int) -> None:
         tracking_number = scan.get("tracking_number")
         handling_unit = scan.get("handling_unit")
         subject = tracking_number or handling_unit
         if not subject:
             return self._dead_letter(
+                batch,
                 message,
                 "malformed_record",
                 f"scan {scan['event_id']} has neither a tracking_number nor a handling_unit",
                 wall_ms,
             )
-        wrong_key = self._check_key(message, subject, wall_ms)
-        if wrong_key is not None:
-            return wrong_key
+        if self._wrong_key(batch, message, subject, wall_ms):
+            return None
         self.clock.observe(scan["event_time_ms"], wall_ms)
-        metrics.EVENT_TIME_LAG.labels(STAGE).observe(max(0.0, (wall_ms - scan["event_time_ms"]) / 1000))
+        self._event_time_lag.observe(max(0.0, (wall_ms - scan["event_time_ms"]) / 1000))
+        state = batch.state
         if tracking_number:
-            return self._apply_parcel_scan(tracking_number, scan, parcels, wall_ms)
-        unit, fanout = apply_unit_scan(self._load_unit(units, handling_unit), scan)
-        result = Result(
-            outputs=[self._fanout_output(member_scan) for member_scan in fanout],
-            unit_state=(handling_unit, dumps(unit.to_dict())),
-        )
-        metrics.SCANS_INGESTED.labels(scan["source"], scan["code"]).inc()
-        return result
+            state.begin("parcels", tracking_number)
+            outcome = apply_scan(state.parcel(tracking_number), scan, self.rules, self.clock.now_ms(wall_ms))
+            if outcome.duplicate:
+                metrics.DUPLICATE_SCANS.labels(scan["source"]).inc()
+                return None
+            state.put_parcel(outcome.parcel)
+            self._parcel_outputs(batch, outcome.parcel, outcome.status_updates, outcome.sla_events)
+        else:
+            state.begin("units", handling_unit)
+            unit, fanout = apply_unit_scan(state.unit(handling_unit), scan)
+            state.put_unit(unit)
+            for member_scan in fanout:
+                batch.emit(self._fanout_output(member_scan))
+        batch.ingested[scan["source"], scan["code"]] += 1
+        return None
 
-    def _apply_parcel_scan(self, tracking_number: str, scan: dict[str, Any], parcels: Table, wall_ms: int) -> Result:
-        outcome = apply_scan(self._load_parcel(parcels, tracking_number), scan, self.rules, self.clock.now_ms(wall_ms))
-        if outcome.duplicate:
-            metrics.DUPLICATE_SCANS.labels(scan["source"]).inc()
-            return Result()
-        result = self._parcel_outputs(outcome.parcel, outcome.changed, outcome.status_updates, outcome.sla_events)
-        if outcome.changed:
-            result.parcel_state = (tracking_number, dumps(outcome.parcel.to_dict()))
-        metrics.SCANS_INGESTED.labels(scan["source"], scan["code"]).inc()
-        self._count(outcome.status_updates, outcome.sla_events)
-        return result
-
-    def _handle_manifest(self, message: SourceMessage, manifest: dict[str, Any], units: Table, wall_ms: int) -> Result:
+    def _handle_manifest(self, batch: Batch, message: SourceMessage, manifest: dict[str, Any], wall_ms: int) -> None:
         handling_unit = manifest["handling_unit"]
-        wrong_key = self._check_key(message, handling_unit, wall_ms)
-        if wrong_key is not None:
-            return wrong_key
-        unit, fanout = apply_manifest(self._load_unit(units, handling_unit), manifest)
-        return Result(
-            outputs=[self._fanout_output(member_scan) for member_scan in fanout],
-            unit_state=(handling_unit, dumps(unit.to_dict())),
-        )
+        if self._wrong_key(batch, message, handling_unit, wall_ms):
+            return
+        batch.state.begin("units", handling_unit)
+        unit, fanout = apply_manifest(batch.state.unit(handling_unit), manifest)
+        batch.state.put_unit(unit)
+        for member_scan in fanout:
+            batch.emit(self._fanout_output(member_scan))
 
     # -- SLA timer --------------------------------------------------------------------------------
 
-    def handle_sla_due(self, tracking_number: str, parcels: Table, wall_ms: int) -> Result:
-        """Evaluate the parcel's SLA rules now that a deadline has passed (no scan needed)."""
-        data = parcels.get(tracking_number)
-        if data is None:
-            return Result()
+    def process_sla_due(self, tracking_number: str, batch: Batch, wall_ms: int) -> None:
+        """Evaluate the parcel's SLA rules into ``batch`` now that a deadline has passed."""
+        state = batch.state
         try:
-            parcel = Parcel.from_dict(loads(data))
+            state.begin("parcels", tracking_number)
+            parcel = state.parcel(tracking_number)
+            if parcel is None:
+                return
             # evaluate records what it emits on the parcel: events returned means the parcel changed.
             sla_events = evaluate(parcel, self.rules, self.clock.now_ms(wall_ms))
-            result = self._parcel_outputs(parcel, bool(sla_events), [], sla_events)
         except Exception:
+            state.rollback()
             log.exception("SLA evaluation of parcel failed; it is evaluated again on its next scan")
-            return Result()
+            return
         if sla_events:
-            result.parcel_state = (tracking_number, dumps(parcel.to_dict()))
-        self._count([], sla_events)
-        return result
+            state.put_parcel(parcel)
+        else:  # evaluate may tidy sla_open without an event: keep the stored value (and the warm cache) as it was
+            state.rollback()
+        self._parcel_outputs(batch, parcel, [], sla_events)
 
     def deadline_of(self, data: bytes) -> int | None:
         """Next SLA deadline of a stored parcel (rebuilding the timer's schedule)."""
@@ -197,52 +438,46 @@ class Processor:
     # -- helpers ----------------------------------------------------------------------------------
 
     def _parcel_outputs(
-        self, parcel: Parcel, changed: bool, status_updates: list[dict[str, Any]], sla_events: list[dict[str, Any]]
-    ) -> Result:
+        self, batch: Batch, parcel: Parcel, status_updates: list[dict[str, Any]], sla_events: list[dict[str, Any]]
+    ) -> None:
+        """Status updates and SLA events now; the ParcelState once per batch (``Batch.outputs``)."""
         key = parcel.tracking_number.encode()
-        outputs = []
-        if changed:
-            outputs.append(Output(self.topics.parcel_state, key, self.codec.encode("ParcelState", parcel.to_record())))
-        outputs += [
-            Output(self.topics.status_updates, key, self.codec.encode("StatusUpdate", u)) for u in status_updates
-        ]
-        outputs += [Output(self.topics.sla_events, key, self.codec.encode("SlaEvent", e)) for e in sla_events]
-        return Result(outputs=outputs, deadline=(parcel.tracking_number, next_deadline_ms(parcel, self.rules)))
+        encode = self.codec.encode
+        for update in status_updates:
+            batch.emit(Output(self.topics.status_updates, key, encode("StatusUpdate", update)))
+            metrics.STATUS_UPDATES.labels(update["status"]).inc()
+        for event in sla_events:
+            batch.emit(Output(self.topics.sla_events, key, encode("SlaEvent", event)))
+            metrics.SLA_EVENTS.labels(event["rule"], event["kind"], event.get("route") or "unknown").inc()
+        batch.touch(parcel)
 
     def _fanout_output(self, member_scan: dict[str, Any]) -> Output:
         key = member_scan.get("tracking_number") or member_scan["handling_unit"]
         return Output(self.topics.scans_fanout, key.encode(), self.codec.encode("ScanEvent", member_scan))
 
-    def _check_key(self, message: SourceMessage, subject: str, wall_ms: int) -> Result | None:
+    def count_ingested(self, ingested: Counter[tuple[str, str]]) -> None:
+        """Add a batch's scans to ``parcelstream_scans_ingested_total`` (one increment per label set)."""
+        for (source, code), scans in ingested.items():
+            counter = self._ingested.get((source, code))
+            if counter is None:
+                counter = self._ingested[(source, code)] = metrics.SCANS_INGESTED.labels(source, code)
+            counter.inc(scans)
+
+    def _wrong_key(self, batch: Batch, message: SourceMessage, subject: str, wall_ms: int) -> bool:
         # State lives in the partition of its key: a record keyed by something else would update a
         # copy of the parcel in another partition.
         if message.key is not None and message.key != subject.encode():
-            return self._dead_letter(
+            self._dead_letter(
+                batch,
                 message,
                 "wrong_key",
                 f"record about {subject!r} is keyed {message.key!r}; the key must be its tracking number or unit id",
                 wall_ms,
             )
-        return None
+            return True
+        return False
 
-    @staticmethod
-    def _load_parcel(parcels: Table, tracking_number: str) -> Parcel | None:
-        data = parcels.get(tracking_number)
-        return None if data is None else Parcel.from_dict(loads(data))
-
-    @staticmethod
-    def _load_unit(units: Table, handling_unit: str) -> Unit | None:
-        data = units.get(handling_unit)
-        return None if data is None else Unit.from_dict(loads(data))
-
-    @staticmethod
-    def _count(status_updates: list[dict[str, Any]], sla_events: list[dict[str, Any]]) -> None:
-        for update in status_updates:
-            metrics.STATUS_UPDATES.labels(update["status"]).inc()
-        for event in sla_events:
-            metrics.SLA_EVENTS.labels(event["rule"], event["kind"], event.get("route") or "unknown").inc()
-
-    def _dead_letter(self, message: SourceMessage, reason_code: str, reason: str, wall_ms: int) -> Result:
+    def _dead_letter(self, batch: Batch, message: SourceMessage, reason_code: str, reason: str, wall_ms: int) -> None:
         # Stable id: the same input message dead-lettered again after a restart gets the same id.
         origin = f"{STAGE}|{message.topic}|{message.partition}|{message.offset}".encode()
         dead_letter = {
@@ -266,4 +501,5 @@ class Processor:
         log.warning(
             "dead-lettered %s[%s]@%s: %s: %s", message.topic, message.partition, message.offset, reason_code, reason
         )
-        return Result(outputs=[Output(self.topics.dead_letters, message.key, value)], dead_lettered=True)
+        batch.dead_letters += 1
+        batch.emit(Output(self.topics.dead_letters, message.key, value))

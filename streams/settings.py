@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
+
 from streams.sla import SlaSettings
 
 StoreKind = Literal["memory", "rocksdb"]
@@ -29,6 +31,14 @@ class WorkerSettings(SlaSettings):
     """Port of Faust's own web server (worker introspection); 0 turns it off."""
     replication_factor: int = 1
     """Replication of the changelog topics the worker creates (3 on a production cluster)."""
+    batch_size: int = Field(1000, ge=1)
+    """Most messages the agent processes as one batch (one table write per key, one ParcelState per
+    parcel per batch)."""
+    batch_timeout: float = Field(0.1, gt=0)
+    """Seconds the agent waits for a batch to fill before it processes what it has (adds up to this
+    much latency at low load)."""
+    state_cache_size: int = Field(50_000, ge=0)
+    """Decoded parcels and units kept between batches (cleared on every rebalance); 0 turns it off."""
     broker_rebalance_timeout: float = 6.0
     """Seconds a consumer-group rebalance may take (Kafka's rebalance.timeout.ms, in seconds)."""
     broker_session_timeout: float = 10.0

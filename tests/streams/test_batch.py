@@ -1,0 +1,243 @@
+"""Batches (``Processor.batch``): the same results as one message at a time, with each key decoded
+and stored once per batch, one ParcelState per changed parcel, and a failed message undone."""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import Any
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas.codec import default_codec
+from schemas.topics import TopicNames
+from streams.clock import EventClock
+from streams.processor import Output, Processor, SourceMessage, WarmCache
+from streams.sla import SlaRules
+from tests.streams.builders import HOUR, T0, scan, shipment
+from tests.streams.test_properties import Journey, journeys
+
+TOPICS = TopicNames("batch")
+CODEC = default_codec()
+TN = "LP00123456789CN"
+
+
+class CountingTable(dict[str, bytes]):
+    """A dict table that counts its writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.writes += 1
+        super().__setitem__(key, value)
+
+
+def encoded(kind: str, value: dict[str, Any], offset: int) -> SourceMessage:
+    if kind == "manifest":
+        return SourceMessage(
+            TOPICS.manifests, 0, offset, value["handling_unit"].encode(), CODEC.encode("Manifest", value)
+        )
+    key = (value["tracking_number"] or value["handling_unit"]).encode()
+    return SourceMessage(TOPICS.scans, 0, offset, key, CODEC.encode("ScanEvent", value))
+
+
+def decoded(outputs: list[Output], topic: str) -> list[dict[str, Any]]:
+    return [CODEC.decode(output.value).value for output in outputs if output.topic == topic]
+
+
+def run(messages: list[SourceMessage], batch_sizes: random.Random | None) -> tuple[dict[str, Any], list[Output]]:
+    """Process the messages (fan-out copies fed back at the end of the queue) one at a time, or in
+    batches of random sizes with a small warm cache cleared now and then (rebalances); returns the
+    decoded tables and every output."""
+    processor = Processor(TOPICS, SlaRules(), EventClock(1.0))
+    parcels: dict[str, bytes] = {}
+    units: dict[str, bytes] = {}
+    queue = deque(messages)
+    outputs: list[Output] = []
+    offset = len(messages)
+    warm = WarmCache(3)
+    while queue:
+        size = 1 if batch_sizes is None else batch_sizes.randint(1, 8)
+        if batch_sizes is not None and batch_sizes.random() < 0.2:
+            warm.clear()
+        batch = processor.batch(parcels, units, None if batch_sizes is None else warm)
+        for _ in range(min(size, len(queue))):
+            batch.add(queue.popleft(), T0)
+        for output in batch.outputs():
+            outputs.append(output)
+            if output.topic == TOPICS.scans_fanout:
+                offset += 1
+                queue.append(SourceMessage(output.topic, 0, offset, output.key, output.value))
+        batch.write_state(parcels, units)
+        batch.state.keep_warm()
+    tables = {
+        "parcels": {k: orjson.loads(v) for k, v in parcels.items()},
+        "units": {k: orjson.loads(v) for k, v in units.items()},
+    }
+    return tables, outputs
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(journey=journeys(), seed=st.randoms(use_true_random=False))
+def test_batches_end_in_the_same_tables_updates_and_states_as_single_messages(
+    journey: Journey, seed: random.Random
+) -> None:
+    messages = [encoded(kind, value, offset) for offset, (kind, value) in enumerate(journey.messages)]
+    single_tables, single_outputs = run(messages, None)
+    batched_tables, batched_outputs = run(messages, seed)
+
+    assert batched_tables == single_tables
+    single_updates = decoded(single_outputs, TOPICS.status_updates)
+    batched_updates = decoded(batched_outputs, TOPICS.status_updates)
+    assert sorted(u["update_id"] for u in batched_updates) == sorted(u["update_id"] for u in single_updates)
+
+    def latest_states(outputs: list[Output]) -> dict[str, dict[str, Any]]:
+        return {state["tracking_number"]: state for state in decoded(outputs, TOPICS.parcel_state)}
+
+    assert latest_states(batched_outputs) == latest_states(single_outputs)
+
+
+def test_a_batch_decodes_and_stores_each_key_once_and_publishes_its_latest_state() -> None:
+    processor = Processor(TOPICS, SlaRules(), EventClock(1.0))
+    parcels, units = CountingTable(), CountingTable()
+    batch = processor.batch(parcels, units)
+    batch.add(encoded("scan", scan("ORDER_CREATED", T0, "e1", with_shipment=shipment()), 0), T0)
+    batch.add(encoded("scan", scan("ORIGIN_RECEIVED", T0 + HOUR, "e2"), 1), T0)
+    batch.add(encoded("scan", scan("ORIGIN_RECEIVED", T0 + HOUR, "e2"), 2), T0)  # a duplicate
+
+    outputs = batch.outputs()
+    states = decoded(outputs, TOPICS.parcel_state)
+    assert [state["last_event_id"] for state in states] == ["e2"]
+    assert [update["status"] for update in decoded(outputs, TOPICS.status_updates)] == ["InfoReceived", "InTransit"]
+    assert parcels.writes == 0  # nothing stored before the caller published the outputs
+    assert batch.write_state(parcels, units) == 1
+    assert parcels.writes == 1
+    assert [entry["event_id"] for entry in orjson.loads(parcels[TN])["history"]] == ["e1", "e2"]
+    [(tracking_number, deadline)] = batch.deadlines()
+    assert tracking_number == TN and deadline is not None
+
+
+class FailingRules(SlaRules):
+    """Rules that fail for one service level: the core raises after it has changed the parcel."""
+
+    def promise_for(self, service_level: str | None) -> int:
+        if service_level == "economy":
+            raise RuntimeError("no promise for economy")
+        return super().promise_for(service_level)
+
+
+def test_a_message_that_fails_half_way_is_undone_and_dead_lettered_and_the_batch_goes_on() -> None:
+    processor = Processor(TOPICS, FailingRules(), EventClock(1.0))
+    parcels: dict[str, bytes] = {}
+    batch = processor.batch(parcels, {})
+    batch.add(encoded("scan", scan("ORDER_CREATED", T0, "e1", with_shipment=shipment()), 0), T0)
+    failing = scan("ORIGIN_RECEIVED", T0 - HOUR, "e0", with_shipment=shipment("economy", ordered_ms=T0 - HOUR))
+    batch.add(encoded("scan", failing, 1), T0)
+    batch.add(encoded("scan", scan("ORIGIN_SORTED", T0 + HOUR, "e2"), 2), T0)
+
+    outputs = batch.outputs()
+    [dead_letter] = decoded(outputs, TOPICS.dead_letters)
+    assert dead_letter["reason_code"] == "processing_error" and dead_letter["source_offset"] == 1
+    batch.write_state(parcels, {})
+    stored = orjson.loads(parcels[TN])
+    assert [entry["event_id"] for entry in stored["history"]] == ["e1", "e2"]
+    assert stored["shipment"]["service_level"] == "standard"
+    assert [state["version"] for state in decoded(outputs, TOPICS.parcel_state)] == [2]
+
+
+def test_a_failure_on_the_first_change_of_a_key_leaves_its_stored_value() -> None:
+    processor = Processor(TOPICS, FailingRules(), EventClock(1.0))
+    parcels: dict[str, bytes] = {}
+    first = processor.batch(parcels, {})
+    first.add(encoded("scan", scan("ORDER_CREATED", T0, "e1", with_shipment=shipment()), 0), T0)
+    first.write_state(parcels, {})
+    stored = parcels[TN]
+
+    second = processor.batch(parcels, {})
+    failing = scan("ORIGIN_RECEIVED", T0 - HOUR, "e0", with_shipment=shipment("economy", ordered_ms=T0 - HOUR))
+    second.add(encoded("scan", failing, 1), T0)
+    second.add(encoded("scan", scan("ORIGIN_SORTED", T0 + HOUR, "e2"), 2), T0)
+    second.write_state(parcels, {})
+
+    assert [entry["event_id"] for entry in orjson.loads(parcels[TN])["history"]] == ["e1", "e2"]
+    assert orjson.loads(stored)["history"][0]["event_id"] == "e1"
+
+
+class CountingReads(dict[str, bytes]):
+    """A dict table that counts its reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.reads += 1
+        return super().get(key, default)
+
+
+def test_a_warm_cache_spares_the_table_reads_of_the_next_batches_until_it_is_cleared() -> None:
+    processor = Processor(TOPICS, SlaRules(), EventClock(1.0))
+    parcels, warm = CountingReads(), WarmCache(100)
+    first = processor.batch(parcels, {}, warm)
+    first.add(encoded("scan", scan("ORDER_CREATED", T0, "e1", with_shipment=shipment()), 0), T0)
+    first.write_state(parcels, {})
+    first.state.keep_warm()
+    reads = parcels.reads
+
+    second = processor.batch(parcels, {}, warm)
+    second.add(encoded("scan", scan("ORIGIN_RECEIVED", T0 + HOUR, "e2"), 1), T0)
+    second.write_state(parcels, {})
+    second.state.keep_warm()
+    assert parcels.reads == reads
+    assert [entry["event_id"] for entry in orjson.loads(parcels[TN])["history"]] == ["e1", "e2"]
+
+    warm.clear()  # a rebalance
+    third = processor.batch(parcels, {}, warm)
+    third.add(encoded("scan", scan("ORIGIN_SORTED", T0 + 2 * HOUR, "e3"), 2), T0)
+    assert parcels.reads == reads + 1
+    third.write_state(parcels, {})
+    assert [entry["event_id"] for entry in orjson.loads(parcels[TN])["history"]] == ["e1", "e2", "e3"]
+
+
+def test_a_batch_begun_before_a_clear_keeps_nothing_and_a_failed_message_leaves_no_half_changed_object() -> None:
+    processor = Processor(TOPICS, FailingRules(), EventClock(1.0))
+    parcels: dict[str, bytes] = {}
+    warm = WarmCache(100)
+    batch = processor.batch(parcels, {}, warm)
+    batch.add(encoded("scan", scan("ORDER_CREATED", T0, "e1", with_shipment=shipment()), 0), T0)
+    batch.write_state(parcels, {})
+    warm.clear()  # a rebalance while the batch ran
+    batch.state.keep_warm()
+    assert len(warm) == 0
+
+    kept = processor.batch(parcels, {}, warm)
+    kept.add(encoded("scan", scan("ORIGIN_RECEIVED", T0 + HOUR, "e2"), 1), T0)
+    kept.write_state(parcels, {})
+    kept.state.keep_warm()
+    assert len(warm) == 1
+
+    failing = processor.batch(parcels, {}, warm)
+    economy = scan("ORIGIN_SORTED", T0 - HOUR, "e0", with_shipment=shipment("economy", ordered_ms=T0 - HOUR))
+    failing.add(encoded("scan", economy, 2), T0)
+    assert len(warm) == 0  # the kept parcel was the one the failed message half changed
+    failing.add(encoded("scan", scan("HUB_RECEIVED", T0 + 2 * HOUR, "e3"), 3), T0)
+    failing.write_state(parcels, {})
+    assert [entry["event_id"] for entry in orjson.loads(parcels[TN])["history"]] == ["e1", "e2", "e3"]
+
+
+def test_the_warm_cache_keeps_at_most_its_size_dropping_the_oldest() -> None:
+    processor = Processor(TOPICS, SlaRules(), EventClock(1.0))
+    parcels: dict[str, bytes] = {}
+    warm = WarmCache(2)
+    for index, number in enumerate(["LP1", "LP2", "LP3"]):
+        batch = processor.batch(parcels, {}, warm)
+        batch.add(encoded("scan", scan("ORDER_CREATED", T0, f"e{index}", tracking_number=number), index), T0)
+        batch.write_state(parcels, {})
+        batch.state.keep_warm()
+    assert len(warm) == 2
+    assert warm.get("parcels", "LP1") is None
+    assert warm.get("parcels", "LP3") is not None
