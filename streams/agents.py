@@ -5,7 +5,9 @@
   id), so a parcel's scans, its unit's manifests and the unit scans fanned out to it all reach the
   worker that owns the parcel's table partition. ``streams.processor`` does the work.
 - Tables ``parcels`` and ``units`` keep JSON bytes of the core's ``to_dict()``, with compacted
-  changelog topics that are never deleted by time (``retention.ms=-1``).
+  changelog topics that are never deleted by time (``retention.ms=-1``). Per batch the worker
+  writes the tables, waits until the broker acknowledged every changelog record, and only then
+  publishes the batch's outputs (docs/streams.md, "Delivery semantics").
 - SLA timer: a heap of the next deadline of every owned parcel. Every ``sla_timer_interval`` the
   timer takes the parcels whose deadline has passed on the event-time clock and sends their
   tracking numbers to ``<app id>-sla-due``; the agent evaluates them there. Going through the
@@ -15,14 +17,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import weakref
+from typing import Any
 
 import faust
 from aiokafka.partitioner import murmur2
 from faust.streams import _current_event  # the current-event context Faust tables read
-from faust.types import EventT
+from faust.types import EventT, FutureMessage
 
 from schemas.topics import DAY_MS, TopicNames, TopicSpec
 from streams import metrics
@@ -37,6 +41,39 @@ log = logging.getLogger(__name__)
 #: Table changelogs: latest value per key, kept forever (Tansu has no broker default to rely on).
 CHANGELOG_CONFIG = {"cleanup.policy": "compact", "retention.ms": "-1"}
 LAG_REFRESH_SECONDS = 2.0
+
+
+class AckedTable(faust.Table):  # type: ignore[misc]  # faust's classes are untyped
+    """A table whose changelog records can be awaited: ``changelog_acked`` returns once the broker
+    acknowledged every record written since its last call (Faust only buffers them)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._unacked: list[FutureMessage] = []
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> FutureMessage:
+        sent: FutureMessage = super().send_changelog(*args, **kwargs)
+        self._unacked.append(sent)
+        return sent
+
+    async def changelog_acked(self) -> None:
+        """Raises the send error of a record the broker refused (the batch then fails)."""
+        unacked, self._unacked = self._unacked, []
+        if unacked:
+            await asyncio.gather(*unacked)
+
+
+def acked_table(app: faust.App, name: str, help: str) -> AckedTable:
+    table = AckedTable(
+        app,
+        name=name,
+        key_type=str,
+        value_type=bytes,
+        extra_topic_configs=CHANGELOG_CONFIG,
+        beacon=app.tables.beacon,
+        help=help,
+    )
+    return app.tables.add(table)  # type: ignore[no-any-return]
 
 
 def sla_due_spec(settings: WorkerSettings) -> TopicSpec:
@@ -100,12 +137,8 @@ class StreamWorker:
             )
         }
         self.sla_due = app.topic(self.sla_due_name, key_type=bytes, value_type=bytes)
-        self.parcels = app.Table(
-            "parcels", key_type=str, value_type=bytes, extra_topic_configs=CHANGELOG_CONFIG, help="Parcel states"
-        )
-        self.units = app.Table(
-            "units", key_type=str, value_type=bytes, extra_topic_configs=CHANGELOG_CONFIG, help="Handling units"
-        )
+        self.parcels = acked_table(app, "parcels", "Parcel states")
+        self.units = acked_table(app, "units", "Handling units")
         self.parcels.on_recover(self._rebuild_deadlines)
         # Another worker may change a partition's keys while this one does not own it.
         app.on_partitions_revoked.connect(self._forget_warm_state)
@@ -114,8 +147,9 @@ class StreamWorker:
         app.timer(settings.sla_timer_interval, name="parcelstream.streams.sla_timer")(self.sla_timer)
 
     async def process(self, stream: faust.StreamT[bytes]) -> None:
-        """Process the inputs in batches: outputs of the whole batch first, then one table write per
-        changed key; Faust acks (and later commits) the batch's offsets after this body ran."""
+        """Process the inputs in batches: one table write per changed key, then (once the broker
+        acknowledged those changelog records) the batch's outputs; Faust acks (and later commits)
+        the batch's offsets after this body ran."""
         settings = self.settings
         events: list[EventT]
         async for events in stream.take_events(settings.batch_size, within=settings.batch_timeout):
@@ -131,18 +165,25 @@ class StreamWorker:
                     event_of_partition[message.partition] = event
                     if message.topic == self.sla_due_name:
                         key = message.key.decode() if message.key else ""
-                        batch.add_sla_due(key, now, message.partition)
+                        tick = message.value.decode() if message.value else None
+                        batch.add_sla_due(key, now, message.partition, tick)
                     else:
                         source = SourceMessage(
                             message.topic, message.partition, message.offset, message.key, message.value
                         )
                         batch.add(source, now)
+                outputs = batch.outputs()
+                # Persist before publishing: a crash before the acks publishes nothing of the batch (its
+                # replay starts from the stored state); a crash after them replays inputs that are now
+                # duplicates, and the core re-sends the outputs it recorded for them.
+                self._write_state(batch, event_of_partition)
+                await self.parcels.changelog_acked()
+                await self.units.changelog_acked()
                 send = self.app.producer.send
-                for output in batch.outputs():
+                for output in outputs:
                     # Straight to the producer (Faust's Topic.send adds per-message bookkeeping we do not
                     # use); Faust flushes the producer before it commits the offsets.
                     await send(output.topic, output.key, output.value, None, None, None)
-                self._write_state(batch, event_of_partition)
             except BaseException:
                 self.warm.clear()  # its objects may hold changes that never reached the tables
                 raise

@@ -19,6 +19,12 @@ after that misses them, and a re-sent evicted scan fans out again: parcels drop 
 duplicate). It remembers the last ``MAX_MANIFEST_IDS`` manifest ids; re-applying a forgotten one
 changes nothing, since membership is decided by event time. Members are not bounded: they are the
 unit's contents.
+
+Replays: the unit records, for its last ``MAX_RECORDED_INPUTS`` inputs that fanned out something,
+which kept scans went to which members. The same scan or manifest again changes nothing and
+returns those copies again, built from the kept scans (a scan evicted meanwhile is not re-sent), so
+a worker that crashed after storing the unit but before publishing its copies can publish them;
+members de-duplicate copies by event id.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from streams.taxonomy import InvalidScanError
 
 MAX_KEPT_SCANS: Final = 256
 MAX_MANIFEST_IDS: Final = 1024
+#: Inputs whose fan-out a unit remembers for re-sending.
+MAX_RECORDED_INPUTS: Final = 32
 UNIT_REFERENCE_FIELDS: Final = {"bag": "bag", "uld": "uld", "container": "container"}
 
 
@@ -57,6 +65,9 @@ class Unit:
     #: Applied manifest ids, oldest first, at most MAX_MANIFEST_IDS.
     manifest_ids: list[str] = field(default_factory=list)
     evicted_scans: int = 0
+    #: The last MAX_RECORDED_INPUTS inputs that fanned out, oldest first: input id ("scan:<event
+    #: id>", "manifest:<manifest id>") → (kept scan ids, members): every scan went to every member.
+    recorded: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
     _scan_ids: set[str] = field(default_factory=set, repr=False, compare=False)
     _manifest_id_set: set[str] = field(default_factory=set, repr=False, compare=False)
 
@@ -69,6 +80,28 @@ class Unit:
         """Current members: member id → member type (parcel, bag, uld, container)."""
         return {member: m.member_type for member, m in self.membership.items() if m.added}
 
+    def record(self, input_id: str, scan_ids: list[str], members: list[str]) -> None:
+        """Remember that ``input_id`` sent these scans to these members, within the bound."""
+        if not scan_ids or not members:
+            return
+        self.recorded[input_id] = (scan_ids, members)
+        if len(self.recorded) > MAX_RECORDED_INPUTS:
+            del self.recorded[next(iter(self.recorded))]
+
+    def replay(self, input_id: str) -> list[dict[str, Any]]:
+        """The copies ``input_id`` fanned out when it was applied (none if it is not recorded)."""
+        recorded = self.recorded.get(input_id)
+        if recorded is None:
+            return []
+        scan_ids, members = recorded
+        kept = {scan["event_id"]: scan for scan in self.scans if scan["event_id"] in scan_ids}
+        return [
+            fan_out_copy(kept[scan_id], self, member, self.membership[member].member_type)
+            for member in members
+            for scan_id in scan_ids
+            if scan_id in kept
+        ]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "handling_unit": self.handling_unit,
@@ -80,6 +113,7 @@ class Unit:
             "scans": list(self.scans),
             "manifest_ids": list(self.manifest_ids),
             "evicted_scans": self.evicted_scans,
+            "recorded": [[input_id, scan_ids, members] for input_id, (scan_ids, members) in self.recorded.items()],
         }
 
     @classmethod
@@ -91,6 +125,7 @@ class Unit:
             scans=list(data.get("scans", ())),
             manifest_ids=list(data.get("manifest_ids", ())),
             evicted_scans=data.get("evicted_scans", 0),
+            recorded={input_id: (scan_ids, members) for input_id, scan_ids, members in data.get("recorded", ())},
         )
 
 
@@ -125,7 +160,7 @@ def apply_manifest(unit: Unit | None, manifest: dict[str, Any]) -> tuple[Unit, l
     unit = _unit_for(unit, manifest.get("handling_unit"), f"manifest {manifest.get('manifest_id')!r}")
     manifest_id: str = manifest["manifest_id"]
     if manifest_id in unit._manifest_id_set:
-        return unit, []
+        return unit, unit.replay(f"manifest:{manifest_id}")
     unit.manifest_ids.append(manifest_id)
     unit._manifest_id_set.add(manifest_id)
     if len(unit.manifest_ids) > MAX_MANIFEST_IDS:
@@ -135,13 +170,16 @@ def apply_manifest(unit: Unit | None, manifest: dict[str, Any]) -> tuple[Unit, l
     added = manifest["action"] == "add"
     decision = (manifest["event_time_ms"], manifest_id)
     fan_out: list[dict[str, Any]] = []
+    joined: list[str] = []
     for member in manifest["members"]:
         current = unit.membership.get(member)
         if current is not None and (current.event_time_ms, current.manifest_id) >= decision:
             continue  # a later manifest already decided this member
         unit.membership[member] = Membership(manifest["member_type"], added, decision[0], manifest_id)
         if added and (current is None or not current.added):
+            joined.append(member)
             fan_out.extend(fan_out_copy(scan, unit, member, manifest["member_type"]) for scan in unit.scans)
+    unit.record(f"manifest:{manifest_id}", [scan["event_id"] for scan in unit.scans], joined)
     return unit, fan_out
 
 
@@ -149,7 +187,7 @@ def apply_unit_scan(unit: Unit | None, scan: dict[str, Any]) -> tuple[Unit, list
     """Apply a ScanEvent dict addressed to a unit; returns the unit and the copies for its members."""
     unit = _unit_for(unit, scan.get("handling_unit"), f"scan {scan.get('event_id')!r}")
     if scan["event_id"] in unit._scan_ids:
-        return unit, []
+        return unit, unit.replay(f"scan:{scan['event_id']}")
     index = bisect_right(unit.scans, _scan_key(scan), key=_scan_key)
     unit.scans.insert(index, scan)
     unit._scan_ids.add(scan["event_id"])
@@ -158,9 +196,8 @@ def apply_unit_scan(unit: Unit | None, scan: dict[str, Any]) -> tuple[Unit, list
         unit._scan_ids.discard(evicted["event_id"])
         unit.evicted_scans += 1
     event_time = scan["event_time_ms"]
-    fan_out = [
-        fan_out_copy(scan, unit, member, m.member_type)
-        for member, m in unit.membership.items()
-        if m.added or m.event_time_ms >= event_time
+    recipients = [
+        (member, m.member_type) for member, m in unit.membership.items() if m.added or m.event_time_ms >= event_time
     ]
-    return unit, fan_out
+    unit.record(f"scan:{scan['event_id']}", [scan["event_id"]], [member for member, _type in recipients])
+    return unit, [fan_out_copy(scan, unit, member, member_type) for member, member_type in recipients]

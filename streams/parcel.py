@@ -27,6 +27,11 @@ Rules:
 - Shipment facts (service level, merchant, order time) come from the earliest scan that carries
   them (ORDER_CREATED); scans before it work without them, and the estimate and promise are
   computed once it arrives.
+- Replays: the parcel records, for its last ``MAX_RECORDED_INPUTS`` inputs (scan event ids and
+  SLA due ticks), the StatusUpdates and SlaEvents each produced. The same input again is a
+  duplicate that changes nothing and returns those recorded outputs (``Outcome.replayed``), so a
+  worker that crashed after storing the parcel but before publishing can publish them again,
+  identical. An input older than the record is a duplicate with nothing to re-send.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import hashlib
 from bisect import bisect_right
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from streams.sla import SlaRules, evaluate
 from streams.taxonomy import Classification, InvalidScanError, classify
@@ -56,6 +61,9 @@ REMAINING_SHARE: Final[dict[str, tuple[float, float]]] = {
     "delivery_attempt": (0.05, 0.15),
     "exception": (0.15, 0.4),
 }
+#: Inputs whose outputs a parcel remembers for re-sending (a whole journey in one batch is ~20-25
+#: inputs: the table value is written once per batch, so its last batch must fit).
+MAX_RECORDED_INPUTS: Final = 32
 #: Sub-statuses with no delivery to estimate.
 NO_ESTIMATE_SUB_STATUSES: Final = frozenset({"returning_to_sender", "returned_to_sender", "lost", "export_cancelled"})
 
@@ -71,6 +79,32 @@ def _run_key(classification: Classification) -> str:
 def update_id(tracking_number: str, status: str, sub_status: str, occurrence: int) -> str:
     """Stable id of the ``occurrence``-th run of (status, sub_status) in a parcel's timeline."""
     return hashlib.sha256(f"{tracking_number}|{status}|{sub_status}|{occurrence}".encode()).hexdigest()[:32]
+
+
+def sla_due_input_id(tick: str) -> str:
+    """Input id of an SLA due tick (the event-time clock value the timer sent), apart from event ids."""
+    return f"sla-due:{tick}"
+
+
+#: The StatusUpdate fields a record keeps; the others are the history entry's (``event_id`` names it).
+RECORDED_UPDATE_FIELDS: Final = (
+    "update_id",
+    "event_id",
+    "previous_status",
+    "estimated_delivery",
+    "on_time",
+    "route",
+    "merchant",
+    "sequence",
+)
+
+
+class RecordedOutputs(NamedTuple):
+    """What one applied input published: its StatusUpdates, compact (the values of
+    ``RECORDED_UPDATE_FIELDS``: the history keeps the rest), and its SlaEvent dicts."""
+
+    status_updates: list[list[Any]]
+    sla_events: list[dict[str, Any]]
 
 
 @dataclass(slots=True)
@@ -93,6 +127,8 @@ class Parcel:
     sla_emitted: set[str] = field(default_factory=set)
     #: Open SLA rules: rule → (kind, deadline_ms).
     sla_open: dict[str, tuple[str, int]] = field(default_factory=dict)
+    #: The last MAX_RECORDED_INPUTS applied inputs, oldest first: input id → the outputs it produced.
+    recorded: dict[str, RecordedOutputs] = field(default_factory=dict)
     event_ids: set[str] = field(default_factory=set, repr=False, compare=False)
 
     # --- derived views -------------------------------------------------------------------------
@@ -155,6 +191,32 @@ class Parcel:
     def open_sla(self) -> list[str]:
         return [f"{rule}:{kind}" for rule, (kind, _deadline) in sorted(self.sla_open.items())]
 
+    def record(self, input_id: str, status_updates: list[dict[str, Any]], sla_events: list[dict[str, Any]]) -> None:
+        """Remember what ``input_id`` produced, forgetting the oldest input beyond the bound."""
+        compact = [[update[name] for name in RECORDED_UPDATE_FIELDS] for update in status_updates]
+        self.recorded[input_id] = RecordedOutputs(compact, sla_events)
+        if len(self.recorded) > MAX_RECORDED_INPUTS:
+            del self.recorded[next(iter(self.recorded))]
+
+    def replay(self, input_id: str) -> Outcome:
+        """The outcome of an input applied before: a duplicate, with its recorded outputs if any."""
+        recorded = self.recorded.get(input_id)
+        if recorded is None:
+            return Outcome(self, changed=False, duplicate=True)
+        return Outcome(
+            self,
+            changed=False,
+            duplicate=True,
+            status_updates=[self._recorded_update(values) for values in recorded.status_updates],
+            sla_events=list(recorded.sla_events),
+            replayed=True,
+        )
+
+    def _recorded_update(self, values: list[Any]) -> dict[str, Any]:
+        recorded = dict(zip(RECORDED_UPDATE_FIELDS, values, strict=True))
+        entry = next(entry for entry in self.history if entry["event_id"] == recorded["event_id"])
+        return _update_record(self.tracking_number, entry, **recorded)
+
     def first_time(self, codes: Collection[str]) -> int | None:
         """Earliest event time among scans with one of ``codes``."""
         times = [seen[0] for code in codes if (seen := self.first_seen.get(code)) is not None]
@@ -200,6 +262,7 @@ class Parcel:
             "estimate_on_time": self.estimate_on_time,
             "sla_emitted": sorted(self.sla_emitted),
             "sla_open": {rule: [kind, deadline] for rule, (kind, deadline) in self.sla_open.items()},
+            "recorded": [[input_id, updates, events] for input_id, (updates, events) in self.recorded.items()],
         }
 
     @classmethod
@@ -219,6 +282,9 @@ class Parcel:
             estimate_on_time=data.get("estimate_on_time", True),
             sla_emitted=set(data.get("sla_emitted", ())),
             sla_open={rule: (value[0], value[1]) for rule, value in data.get("sla_open", {}).items()},
+            recorded={
+                input_id: RecordedOutputs(updates, events) for input_id, updates, events in data.get("recorded", ())
+            },
             event_ids={entry["event_id"] for entry in history},
         )
 
@@ -226,10 +292,13 @@ class Parcel:
 @dataclass(slots=True)
 class Outcome:
     parcel: Parcel
-    changed: bool  # publish parcel.to_record()
+    changed: bool  # publish parcel.to_record() and store the parcel
     duplicate: bool
     status_updates: list[dict[str, Any]] = field(default_factory=list)
     sla_events: list[dict[str, Any]] = field(default_factory=list)
+    #: A duplicate found in the record: the outputs are those it produced when first applied, to
+    #: publish again (with the parcel's current ParcelState); the parcel did not change.
+    replayed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +350,7 @@ def apply_scan(parcel: Parcel | None, scan: dict[str, Any], rules: SlaRules, now
         parcel = Parcel(tracking_number)
     event_id: str = scan["event_id"]
     if event_id in parcel.event_ids:
-        return Outcome(parcel, changed=False, duplicate=True)
+        return parcel.replay(event_id)
 
     entry = _history_entry(scan, classification)
     key = _entry_key(entry)
@@ -306,7 +375,25 @@ def apply_scan(parcel: Parcel | None, scan: dict[str, Any], rules: SlaRules, now
     _estimate(parcel, rules)
     sla_events = evaluate(parcel, rules, now_ms)
     status_updates = [_status_update(parcel, run) for run in new_runs]
+    parcel.record(event_id, status_updates, sla_events)
     return Outcome(parcel, changed=True, duplicate=False, status_updates=status_updates, sla_events=sla_events)
+
+
+def apply_sla_due(parcel: Parcel, tick: str, rules: SlaRules, now_ms: int) -> Outcome:
+    """Evaluate the parcel's SLA rules at an SLA due tick: ``tick`` names it stably (the timer's
+    clock value, carried in the sla-due message) and ``now_ms`` is its event time.
+
+    The same tick again replays the SLA events it produced. A tick that produces nothing changes
+    nothing and is not recorded: evaluated again it emits only what the stored parcel has not.
+    """
+    input_id = sla_due_input_id(tick)
+    if input_id in parcel.recorded:
+        return parcel.replay(input_id)
+    sla_events = evaluate(parcel, rules, now_ms)
+    if not sla_events:
+        return Outcome(parcel, changed=False, duplicate=False)
+    parcel.record(input_id, [], sla_events)
+    return Outcome(parcel, changed=True, duplicate=False, sla_events=sla_events)
 
 
 def _step_timeline(parcel: Parcel, index: int, classification: Classification) -> list[_Run]:
@@ -378,20 +465,48 @@ def _status_update(parcel: Parcel, run: _Run) -> dict[str, Any]:
     entry = parcel.history[run.index]
     status, sub_status = run.classification.status, run.classification.sub_status
     parcel.update_sequence += 1
+    return _update_record(
+        parcel.tracking_number,
+        entry,
+        update_id=update_id(parcel.tracking_number, status, sub_status, run.occurrence),
+        event_id=entry["event_id"],
+        previous_status=run.previous_status,
+        estimated_delivery=parcel.estimated_delivery,
+        on_time=parcel.on_time,
+        route=parcel.route,
+        merchant=parcel.merchant,
+        sequence=parcel.update_sequence,
+    )
+
+
+def _update_record(
+    tracking_number: str,
+    entry: dict[str, Any],
+    *,
+    update_id: str,
+    event_id: str,
+    previous_status: str | None,
+    estimated_delivery: dict[str, Any] | None,
+    on_time: bool,
+    route: str | None,
+    merchant: str | None,
+    sequence: int,
+) -> dict[str, Any]:
+    """The StatusUpdate dict of the run that ``entry`` (a history entry) started."""
     return {
-        "update_id": update_id(parcel.tracking_number, status, sub_status, run.occurrence),
-        "tracking_number": parcel.tracking_number,
-        "status": status,
-        "sub_status": sub_status,
-        "previous_status": run.previous_status,
-        "event_id": entry["event_id"],
+        "update_id": update_id,
+        "tracking_number": tracking_number,
+        "status": entry["status"],
+        "sub_status": entry["sub_status"],
+        "previous_status": previous_status,
+        "event_id": event_id,
         "event_time_ms": entry["event_time_ms"],
         "utc_offset_minutes": entry["utc_offset_minutes"],
         "location": entry["location"],
-        "estimated_delivery": parcel.estimated_delivery,
-        "on_time": parcel.on_time,
+        "estimated_delivery": estimated_delivery,
+        "on_time": on_time,
         "carrier": entry["carrier"] or None,
-        "route": parcel.route,
-        "merchant": parcel.merchant,
-        "sequence": parcel.update_sequence,
+        "route": route,
+        "merchant": merchant,
+        "sequence": sequence,
     }

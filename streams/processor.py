@@ -10,16 +10,16 @@ changed parcel, its latest) and ``Batch.write_state`` stores each changed key on
 cannot process becomes one DeadLetter message; it never raises for bad input.
 ``Processor.handle`` / ``handle_sla_due`` do the same for one message and return a ``Result``.
 
-The caller publishes the outputs first and writes the tables after: the state change reaches the
-changelog no earlier than the messages it caused, so a worker killed in between re-processes the
-messages after restart instead of finding them already applied (a duplicate scan publishes
-nothing). Every output carries a stable id (update_id, sla_event_id, dead_letter_id), so that
-re-processing (at-least-once) repeats the same messages, which consumers de-duplicate.
+The caller writes the tables first and publishes the outputs once the changelog records are
+acknowledged: everything published was stored before. A worker killed after storing but before
+publishing finds the replayed inputs already applied; the core then returns the outputs it
+recorded for them (``Outcome.replayed``, fan-out copies of units), which are published again with
+the parcel's current ParcelState. Every output carries a stable id (update_id, sla_event_id,
+dead_letter_id) with one content, so consumers de-duplicate the repeats.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import Counter
 from collections.abc import Iterator, Mapping, MutableMapping
@@ -30,13 +30,15 @@ from typing import Any
 import orjson
 
 from schemas.codec import Codec, DecodeError, EncodeError, default_codec
+from schemas.dead_letters import dead_letter_record
+from schemas.identifiers import identifier_problems
 from schemas.topics import TopicNames
 from streams import metrics
 from streams.clock import EventClock
 from streams.consolidation import Unit, apply_manifest, apply_unit_scan
-from streams.parcel import Parcel, apply_scan
+from streams.parcel import Parcel, apply_scan, apply_sla_due
 from streams.serde import ParcelStateEncoder
-from streams.sla import SlaRules, evaluate, next_deadline_ms
+from streams.sla import SlaRules, next_deadline_ms
 from streams.taxonomy import InvalidScanError
 
 log = logging.getLogger(__name__)
@@ -232,7 +234,7 @@ class StateCache:
 class Batch:
     """Messages processed together: outputs in processing order, one ParcelState per changed parcel
     (its latest: ``parcel-state`` is a compacted latest-value topic) and one table write per
-    changed key, for the caller to publish first and store after (``outputs``, ``write_state``)."""
+    changed key, for the caller to store first and publish after (``write_state``, ``outputs``)."""
 
     def __init__(self, processor: Processor, parcels: Table, units: Table, warm: WarmCache | None = None) -> None:
         self.processor = processor
@@ -244,6 +246,8 @@ class Batch:
         self.ingested: Counter[tuple[str, str]] = Counter()
         #: Parcels whose SLA deadline may have moved (every scanned or evaluated parcel).
         self._touched: dict[str, Parcel] = {}
+        #: Unchanged parcels whose ParcelState is published again (a replayed input).
+        self._republished: dict[str, Parcel] = {}
 
     def add(self, message: SourceMessage, wall_ms: int) -> None:
         """Process one message of scans, manifests or scans-fanout."""
@@ -251,11 +255,15 @@ class Batch:
         self.state.partition = message.partition
         self.processor.process(message, self, wall_ms)
 
-    def add_sla_due(self, tracking_number: str, wall_ms: int, partition: int | None = None) -> None:
-        """Evaluate the parcel's SLA rules now that a deadline has passed (no scan needed)."""
+    def add_sla_due(
+        self, tracking_number: str, wall_ms: int, partition: int | None = None, tick: str | None = None
+    ) -> None:
+        """Evaluate the parcel's SLA rules now that a deadline has passed (no scan needed). ``tick``
+        is the sla-due message's value, the timer's event-time clock: it names the evaluation (a
+        replay finds its recorded events) and is its now."""
         self.messages += 1
         self.state.partition = partition
-        self.processor.process_sla_due(tracking_number, self, wall_ms)
+        self.processor.process_sla_due(tracking_number, self, wall_ms, tick)
 
     def emit(self, output: Output) -> None:
         self._outputs.append(output)
@@ -263,13 +271,18 @@ class Batch:
     def touch(self, parcel: Parcel) -> None:
         self._touched[parcel.tracking_number] = parcel
 
+    def republish(self, parcel: Parcel) -> None:
+        """Publish the parcel's current ParcelState although it did not change (a replayed input)."""
+        self._republished[parcel.tracking_number] = parcel
+
     def outputs(self) -> list[Output]:
-        """Everything to publish: the latest ParcelState of each changed parcel, then the other
-        outputs in processing order."""
+        """Everything to publish: the latest ParcelState of each changed or replayed parcel, then the
+        other outputs in processing order."""
         topic, encode = self.processor.topics.parcel_state, self.processor.parcel_state_encoder.encode
+        changed = self.state.changed_parcels
+        parcels = chain(changed.items(), ((k, p) for k, p in self._republished.items() if k not in changed))
         states = [
-            Output(topic, tracking_number.encode(), encode(parcel.to_record()))
-            for tracking_number, parcel in self.state.changed_parcels.items()
+            Output(topic, tracking_number.encode(), encode(parcel.to_record())) for tracking_number, parcel in parcels
         ]
         return states + self._outputs
 
@@ -311,10 +324,10 @@ class Processor:
         batch.add(message, wall_ms)
         return self._result(batch)
 
-    def handle_sla_due(self, tracking_number: str, parcels: Table, wall_ms: int) -> Result:
+    def handle_sla_due(self, tracking_number: str, parcels: Table, wall_ms: int, tick: str | None = None) -> Result:
         """Evaluate the parcel's SLA rules now that a deadline has passed (no scan needed)."""
         batch = self.batch(parcels, {})
-        batch.add_sla_due(tracking_number, wall_ms)
+        batch.add_sla_due(tracking_number, wall_ms, tick=tick)
         return self._result(batch)
 
     @staticmethod
@@ -341,6 +354,10 @@ class Processor:
             decoded = self.codec.decode(message.value)
         except DecodeError as error:
             return self._dead_letter(batch, message, error.reason_code, error.reason, wall_ms)
+        problems = identifier_problems(decoded.record_name, decoded.value)
+        if problems:  # the edge refuses them; a record that got past it must not reach keys and pages
+            reason = "; ".join(f"{name}: {problem}" for name, problem in problems)
+            return self._dead_letter(batch, message, "invalid_identifier", reason, wall_ms)
         try:
             if decoded.record_name == "ScanEvent":
                 return self._handle_scan(batch, message, decoded.value, wall_ms)
@@ -383,6 +400,9 @@ class Processor:
             outcome = apply_scan(state.parcel(tracking_number), scan, self.rules, self.clock.now_ms(wall_ms))
             if outcome.duplicate:
                 metrics.DUPLICATE_SCANS.labels(scan["source"]).inc()
+                if outcome.replayed:  # stored before; its outputs may not have been published
+                    batch.republish(outcome.parcel)
+                    self._parcel_outputs(batch, outcome.parcel, outcome.status_updates, outcome.sla_events, count=False)
                 return None
             state.put_parcel(outcome.parcel)
             self._parcel_outputs(batch, outcome.parcel, outcome.status_updates, outcome.sla_events)
@@ -407,25 +427,28 @@ class Processor:
 
     # -- SLA timer --------------------------------------------------------------------------------
 
-    def process_sla_due(self, tracking_number: str, batch: Batch, wall_ms: int) -> None:
-        """Evaluate the parcel's SLA rules into ``batch`` now that a deadline has passed."""
+    def process_sla_due(self, tracking_number: str, batch: Batch, wall_ms: int, tick: str | None = None) -> None:
+        """Evaluate the parcel's SLA rules into ``batch`` now that a deadline has passed, at the
+        tick's event time (the clock's now without one)."""
         state = batch.state
+        now_ms = int(tick) if tick is not None and tick.isdigit() else self.clock.now_ms(wall_ms)
         try:
             state.begin("parcels", tracking_number)
             parcel = state.parcel(tracking_number)
             if parcel is None:
                 return
-            # evaluate records what it emits on the parcel: events returned means the parcel changed.
-            sla_events = evaluate(parcel, self.rules, self.clock.now_ms(wall_ms))
+            outcome = apply_sla_due(parcel, tick or str(now_ms), self.rules, now_ms)
         except Exception:
             state.rollback()
             log.exception("SLA evaluation of parcel failed; it is evaluated again on its next scan")
             return
-        if sla_events:
+        if outcome.changed:
             state.put_parcel(parcel)
+        elif outcome.replayed:
+            batch.republish(parcel)
         else:  # evaluate may tidy sla_open without an event: keep the stored value (and the warm cache) as it was
             state.rollback()
-        self._parcel_outputs(batch, parcel, [], sla_events)
+        self._parcel_outputs(batch, parcel, [], outcome.sla_events, count=not outcome.replayed)
 
     def deadline_of(self, data: bytes) -> int | None:
         """Next SLA deadline of a stored parcel (rebuilding the timer's schedule)."""
@@ -438,17 +461,26 @@ class Processor:
     # -- helpers ----------------------------------------------------------------------------------
 
     def _parcel_outputs(
-        self, batch: Batch, parcel: Parcel, status_updates: list[dict[str, Any]], sla_events: list[dict[str, Any]]
+        self,
+        batch: Batch,
+        parcel: Parcel,
+        status_updates: list[dict[str, Any]],
+        sla_events: list[dict[str, Any]],
+        *,
+        count: bool = True,
     ) -> None:
-        """Status updates and SLA events now; the ParcelState once per batch (``Batch.outputs``)."""
+        """Status updates and SLA events now; the ParcelState once per batch (``Batch.outputs``).
+        ``count``: false for re-sent outputs (the metrics counted them when first produced)."""
         key = parcel.tracking_number.encode()
         encode = self.codec.encode
         for update in status_updates:
             batch.emit(Output(self.topics.status_updates, key, encode("StatusUpdate", update)))
-            metrics.STATUS_UPDATES.labels(update["status"]).inc()
+            if count:
+                metrics.STATUS_UPDATES.labels(update["status"]).inc()
         for event in sla_events:
             batch.emit(Output(self.topics.sla_events, key, encode("SlaEvent", event)))
-            metrics.SLA_EVENTS.labels(event["rule"], event["kind"], event.get("route") or "unknown").inc()
+            if count:
+                metrics.SLA_EVENTS.labels(event["rule"], event["kind"], event.get("route") or "unknown").inc()
         batch.touch(parcel)
 
     def _fanout_output(self, member_scan: dict[str, Any]) -> Output:
@@ -478,28 +510,24 @@ class Processor:
         return False
 
     def _dead_letter(self, batch: Batch, message: SourceMessage, reason_code: str, reason: str, wall_ms: int) -> None:
-        # Stable id: the same input message dead-lettered again after a restart gets the same id.
-        origin = f"{STAGE}|{message.topic}|{message.partition}|{message.offset}".encode()
-        dead_letter = {
-            "dead_letter_id": hashlib.sha256(origin + b"|" + (message.value or b"")).hexdigest()[:32],
-            "stage": STAGE,
-            "reason_code": reason_code,
-            "reason": reason,
-            "source_topic": message.topic,
-            "source_partition": message.partition,
-            "source_offset": message.offset,
-            "source_reference": None,
-            "key": message.key,
-            "payload": message.value or b"",
-            "recorded_time_ms": wall_ms,
-        }
+        dead_letter = dead_letter_record(
+            stage=STAGE,
+            reason_code=reason_code,
+            reason=reason,
+            payload=message.value or b"",
+            key=message.key,
+            source_topic=message.topic,
+            source_partition=message.partition,
+            source_offset=message.offset,
+            recorded_time_ms=wall_ms,
+        )
         try:
             value = self.codec.encode("DeadLetter", dead_letter)
         except EncodeError:  # only a reason too odd for Avro; keep the record, lose the detail
             value = self.codec.encode("DeadLetter", {**dead_letter, "reason": repr(reason)})
         metrics.DEAD_LETTERS.labels(STAGE, reason_code).inc()
-        log.warning(
-            "dead-lettered %s[%s]@%s: %s: %s", message.topic, message.partition, message.offset, reason_code, reason
-        )
+        # The reason (and key) may repeat carrier text, personal data included: it goes on the
+        # dead-letter topic only.
+        log.warning("dead-lettered %s[%s]@%s: %s", message.topic, message.partition, message.offset, reason_code)
         batch.dead_letters += 1
         batch.emit(Output(self.topics.dead_letters, message.key, value))

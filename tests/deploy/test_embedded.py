@@ -19,7 +19,12 @@ PARCELSTREAM = [sys.executable, "-c", "from deploy.cli import main; main()"]
 
 def _run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*PARCELSTREAM, *args], capture_output=True, text=True, timeout=timeout, env=env or dict(os.environ)
+        [*PARCELSTREAM, *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or dict(os.environ),
     )
 
 

@@ -171,7 +171,7 @@ def test_poison_records_are_dead_lettered_with_reasons_and_good_ones_still_flow(
     )
 
     dead_letters = readers(topics.dead_letters)
-    expected_streams = 4 + 2  # four undecodable scans and two huge ones; injected numbers go on to the projector
+    expected_streams = 4 + 2  # four undecodable scans and two huge ones (and the injected numbers, below)
     wait_for(
         lambda: dead_letters.poll() and len({d["source_topic"] for d in dead_letters.values()}) == 3,
         60,
@@ -190,7 +190,8 @@ def test_poison_records_are_dead_lettered_with_reasons_and_good_ones_still_flow(
     assert reasons[("streams", b"LXUTF8000001")][0] == "corrupt_body"
     assert by_stage[("streams", topics.scans)] >= expected_streams - 2
     for tracking_number in INJECTED_TRACKING_NUMBERS:
-        assert reasons[("projector", tracking_number.encode())][0] == "invalid_tracking_number"
+        assert reasons[("streams", tracking_number.encode())][0] == "invalid_identifier"  # as scans
+        assert reasons[("projector", tracking_number.encode())][0] == "invalid_tracking_number"  # as states
     assert reasons[("projector", b"LXGARBAGE01")][0] == "undecodable"
     assert reasons[("projector", b"LXUNKNOWNST")][0] == "unknown_status"
     assert ("projector", b"LXSTATEUTF8") in reasons

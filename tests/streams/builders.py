@@ -98,13 +98,17 @@ def manifest(
 class Pipeline:
     """The worker's routing in memory: unit scans and manifests go through consolidation, whose
     fan-out is processed next (as through ``scans-fanout``); parcel scans go to ``apply_scan`` with
-    the event clock's now (wall time fixed, so now = the latest event time seen)."""
+    the event clock's now (wall time fixed, so now = the latest event time seen). Outputs first
+    produced go to ``status_updates`` / ``sla_events``; those a duplicate input replays (the shell
+    publishes them again) go to ``resent_updates`` / ``resent_sla_events``."""
 
     rules: SlaRules = field(default_factory=SlaRules)
     parcels: dict[str, Parcel] = field(default_factory=dict)
     units: dict[str, Unit] = field(default_factory=dict)
     status_updates: list[dict[str, Any]] = field(default_factory=list)
     sla_events: list[dict[str, Any]] = field(default_factory=list)
+    resent_updates: list[dict[str, Any]] = field(default_factory=list)
+    resent_sla_events: list[dict[str, Any]] = field(default_factory=list)
     clock: EventClock = field(default_factory=lambda: EventClock(speed=1.0))
 
     def feed(self, kind: str, value: dict[str, Any]) -> None:
@@ -121,9 +125,22 @@ class Pipeline:
                     self.parcels.get(value["tracking_number"]), value, self.rules, self.clock.now_ms(0)
                 )
                 self.parcels[outcome.parcel.tracking_number] = outcome.parcel
-                self.status_updates.extend(outcome.status_updates)
-                self.sla_events.extend(outcome.sla_events)
+                fresh = not outcome.duplicate
+                (self.status_updates if fresh else self.resent_updates).extend(outcome.status_updates)
+                (self.sla_events if fresh else self.resent_sla_events).extend(outcome.sla_events)
             else:
                 unit, fan_out = apply_unit_scan(self.units.get(value["handling_unit"]), value)
                 self.units[unit.handling_unit] = unit
                 queue.extend(("scan", copy) for copy in fan_out)
+
+    def published(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(status updates, SLA events) as published: first emissions and re-sends."""
+        return self.status_updates + self.resent_updates, self.sla_events + self.resent_sla_events
+
+    def restored(self) -> Pipeline:
+        """A new pipeline on this one's stored state (the tables after a restart), with a new clock."""
+        return Pipeline(
+            rules=self.rules,
+            parcels={key: Parcel.from_dict(parcel.to_dict()) for key, parcel in self.parcels.items()},
+            units={key: Unit.from_dict(unit.to_dict()) for key, unit in self.units.items()},
+        )

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from schemas.codec import default_codec
-from streams.consolidation import MAX_KEPT_SCANS, Unit, apply_manifest, apply_unit_scan
+from streams.consolidation import MAX_KEPT_SCANS, MAX_RECORDED_INPUTS, Unit, apply_manifest, apply_unit_scan
 from streams.taxonomy import InvalidScanError
 from tests.streams.builders import HOUR, T0, Pipeline, manifest, scan
 
@@ -76,16 +76,55 @@ def test_membership_follows_manifests_in_event_time_not_arrival_order() -> None:
     assert fan_out == []
 
 
-def test_duplicate_manifest_and_scan_ids_fan_out_nothing_new() -> None:
+def test_duplicate_manifest_and_scan_ids_change_nothing_and_replay_their_own_copies() -> None:
     unit, _ = apply_manifest(None, manifest("m1", BAG, ["P1"]))
     unit, first = apply_unit_scan(unit, unit_scan("LINEHAUL_DEPARTED", T0, event_id="dep"))
     assert len(first) == 1
     unit, again = apply_unit_scan(unit, unit_scan("LINEHAUL_DEPARTED", T0, event_id="dep"))
-    assert again == []
+    assert again == first
     unit, again = apply_manifest(unit, manifest("m1", BAG, ["P1", "P9"]))
-    assert again == []
+    assert again == []  # m1 fanned out nothing: the unit had no scans yet
     assert unit.members == {"P1": "parcel"}
     assert len(unit.scans) == 1
+
+
+def test_replayed_fan_out_is_what_was_sent_then_not_what_the_membership_says_now() -> None:
+    unit, _ = apply_manifest(None, manifest("m1", BAG, ["P1", "P2"]))
+    unit, scanned = apply_unit_scan(unit, unit_scan("HUB_RECEIVED", T0 + HOUR, event_id="recv"))
+    unit, joined = apply_manifest(unit, manifest("m2", BAG, ["P3"], time_ms=T0 + 2 * HOUR))
+    # P1 leaves before the scan's time (a late manifest) and P4 joins: neither changes the replays.
+    unit, _ = apply_manifest(unit, manifest("m3", BAG, ["P1"], action="remove", time_ms=T0))
+    unit, _ = apply_manifest(unit, manifest("m4", BAG, ["P4"], time_ms=T0 + 3 * HOUR))
+    restored = Unit.from_dict(json.loads(json.dumps(unit.to_dict())))
+    assert addressed(scanned) == [("P1", None, "recv"), ("P2", None, "recv")]
+    assert apply_unit_scan(restored, unit_scan("HUB_RECEIVED", T0 + HOUR, event_id="recv"))[1] == scanned
+    assert addressed(joined) == [("P3", None, "recv")]
+    assert apply_manifest(restored, manifest("m2", BAG, ["P3"], time_ms=T0 + 2 * HOUR))[1] == joined
+    assert restored.to_dict() == unit.to_dict()
+
+
+def test_the_fan_out_record_is_bounded_and_skips_evicted_scans() -> None:
+    unit, _ = apply_manifest(None, manifest("m1", BAG, ["P1"]))
+    for index in range(MAX_RECORDED_INPUTS + 3):
+        unit, _ = apply_unit_scan(unit, unit_scan("HUB_SORTED", T0 + index, event_id=f"s{index}"))
+    assert len(unit.recorded) == MAX_RECORDED_INPUTS
+    assert "scan:s0" not in unit.recorded and f"scan:s{MAX_RECORDED_INPUTS + 2}" in unit.recorded
+    assert apply_unit_scan(unit, unit_scan("HUB_SORTED", T0, event_id="s0"))[1] == []
+
+
+def test_a_replayed_manifest_skips_the_scans_evicted_since() -> None:
+    unit = None
+    for index in range(3):
+        unit, _ = apply_unit_scan(unit, unit_scan("HUB_SORTED", T0 + index, event_id=f"early{index}"))
+    unit, joined = apply_manifest(unit, manifest("m1", BAG, ["P1"], time_ms=T0))
+    assert len(joined) == 3
+    unit, _ = apply_manifest(unit, manifest("m2", BAG, ["P1"], action="remove", time_ms=T0 + 10))
+    for index in range(MAX_KEPT_SCANS - 1):  # after the removal: copied to no one, evict early0 and early1
+        unit, fan_out = apply_unit_scan(unit, unit_scan("HUB_SORTED", T0 + HOUR + index, event_id=f"late{index}"))
+        assert fan_out == []
+    assert unit.evicted_scans == 2
+    replayed = apply_manifest(unit, manifest("m1", BAG, ["P1"], time_ms=T0))[1]
+    assert replayed == [joined[2]]
 
 
 def test_kept_scans_are_bounded_oldest_first_and_evictions_counted() -> None:
@@ -116,11 +155,12 @@ def test_nesting_reaches_parcels_through_bags_with_both_units_in_references() ->
 def test_unit_round_trips_through_json() -> None:
     unit, _ = apply_manifest(None, manifest("m1", BAG, ["P1"]))
     unit, _ = apply_manifest(unit, manifest("m2", BAG, ["P1"], action="remove", time_ms=T0 + HOUR))
-    unit, _ = apply_unit_scan(unit, unit_scan("HUB_SORTED", T0, event_id="s"))
+    unit, copies = apply_unit_scan(unit, unit_scan("HUB_SORTED", T0, event_id="s"))
     restored = Unit.from_dict(json.loads(json.dumps(unit.to_dict())))
     assert restored == unit
-    assert apply_unit_scan(restored, unit_scan("HUB_SORTED", T0, event_id="s"))[1] == []
+    assert apply_unit_scan(restored, unit_scan("HUB_SORTED", T0, event_id="s"))[1] == copies != []
     assert apply_manifest(restored, manifest("m1", BAG, ["P1"]))[1] == []
+    assert restored.to_dict() == unit.to_dict()
 
 
 @pytest.mark.parametrize(

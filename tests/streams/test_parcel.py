@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from schemas.codec import default_codec
-from streams.parcel import Outcome, Parcel, apply_scan, update_id
+from streams.parcel import MAX_RECORDED_INPUTS, Outcome, Parcel, apply_scan, apply_sla_due, update_id
 from streams.sla import SlaRules
 from streams.taxonomy import InvalidScanError, UnknownScanCode
 from tests.streams.builders import DAY, HOUR, T0, TN, location, scan, shipment
@@ -55,15 +55,16 @@ def test_history_is_in_event_time_order_whatever_the_arrival_order_ties_by_event
     assert [h["event_id"] for h in parcel.to_record()["history"]] == ["a", "b1", "b2", "c"]
 
 
-def test_the_same_event_id_twice_changes_nothing() -> None:
+def test_the_same_event_id_twice_changes_nothing_and_replays_what_it_published() -> None:
     first = scan("HUB_RECEIVED", T0, "e1", where=LGG)
-    parcel, _ = run(first)
-    before = parcel.to_record()
+    parcel, (applied,) = run(first)
+    assert applied.status_updates
+    before = parcel.to_dict()
     again = dict(first, code="HUB_SORTED", event_time_ms=T0 + HOUR)  # a replay, even with other content
     outcome = apply_scan(parcel, again, RULES, T0 + HOUR)
-    assert outcome.duplicate and not outcome.changed
-    assert outcome.status_updates == [] and outcome.sla_events == []
-    assert parcel.to_record() == before
+    assert outcome.duplicate and outcome.replayed and not outcome.changed
+    assert outcome.status_updates == applied.status_updates and outcome.sla_events == applied.sla_events
+    assert parcel.to_dict() == before
 
 
 def test_a_late_older_event_fills_history_but_never_moves_the_status_backwards() -> None:
@@ -162,7 +163,7 @@ def test_status_updates_only_for_customer_visible_changes() -> None:
         scan("HUB_SORTED", T0 + 2 * HOUR, "c"),  # duplicate
         scan("OUT_FOR_DELIVERY", T0 + 3 * HOUR, "d"),
     )
-    updates = [u for o in outcomes for u in o.status_updates]
+    updates = [u for o in outcomes if not o.duplicate for u in o.status_updates]
     assert [(u["sub_status"], u["event_id"]) for u in updates] == [
         ("received_at_hub", "a"),
         ("sorted_at_hub", "c"),
@@ -258,3 +259,47 @@ def test_table_value_round_trips_through_json_and_processing_continues_the_same(
     assert via_table.sla_events == direct.sla_events
     assert restored.to_record() == parcel.to_record()
     assert apply_scan(restored, late, RULES, T0 + 5 * DAY).duplicate
+
+
+def test_a_replayed_scan_returns_exactly_what_it_published_even_after_later_scans_and_a_restore() -> None:
+    journey = [
+        scan("ORDER_CREATED", T0, with_shipment=shipment()),
+        scan("LINEHAUL_DEPARTED", T0 + DAY, where=HGH),
+        scan("LINEHAUL_ARRIVED", T0 + 2 * DAY, where=LGG),
+    ]
+    parcel, outcomes = run(*journey)
+    # Later scans change the route, the estimate and the sequence a recomputation would give.
+    parcel, _ = run(scan("IMPORT_CUSTOMS_HELD", T0 + 5 * DAY), scan("ORIGIN_RECEIVED", T0 + HOUR), parcel=parcel)
+    restored = Parcel.from_dict(json.loads(json.dumps(parcel.to_dict())))
+    for event, first in zip(journey, outcomes, strict=True):
+        replayed = apply_scan(restored, event, RULES, T0 + 9 * DAY)
+        assert replayed.duplicate and replayed.replayed and not replayed.changed
+        assert (replayed.status_updates, replayed.sla_events) == (first.status_updates, first.sla_events)
+    assert restored.to_dict() == parcel.to_dict()
+
+
+def test_the_record_keeps_the_last_inputs_only_and_older_duplicates_replay_nothing() -> None:
+    scans = [scan("HUB_SORTED" if n % 2 else "HUB_MISSORTED", T0 + n * HOUR, f"e{n}") for n in range(40)]
+    parcel, outcomes = run(*scans)
+    assert list(parcel.recorded) == [f"e{n}" for n in range(40 - MAX_RECORDED_INPUTS, 40)]
+    oldest = apply_scan(parcel, scans[0], RULES, T0 + 50 * HOUR)
+    assert oldest.duplicate and not oldest.replayed and oldest.status_updates == []
+    newest = apply_scan(parcel, scans[-1], RULES, T0 + 50 * HOUR)
+    assert newest.replayed and newest.status_updates == outcomes[-1].status_updates != []
+    assert len(parcel.recorded) == MAX_RECORDED_INPUTS
+
+
+def test_an_sla_due_tick_replays_its_events_and_a_tick_with_nothing_is_not_recorded() -> None:
+    parcel, _ = run(scan("ORDER_CREATED", T0, with_shipment=shipment()), scan("HUB_SORTED", T0 + HOUR))
+    early = apply_sla_due(parcel, str(T0 + 2 * HOUR), RULES, T0 + 2 * HOUR)
+    assert not early.changed and early.sla_events == [] and "sla-due:" + str(T0 + 2 * HOUR) not in parcel.recorded
+    tick = str(T0 + 90 * HOUR)
+    first = apply_sla_due(parcel, tick, RULES, T0 + 90 * HOUR)
+    assert first.changed and not first.duplicate
+    assert {(e["rule"], e["kind"]) for e in first.sla_events} >= {("silence", "breach")}
+    before = parcel.to_dict()
+    # The same tick again, even evaluated later: the same events, nothing changed.
+    again = apply_sla_due(parcel, tick, RULES, T0 + 200 * HOUR)
+    assert again.duplicate and again.replayed and not again.changed
+    assert again.sla_events == first.sla_events and again.status_updates == []
+    assert parcel.to_dict() == before

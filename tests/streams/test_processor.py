@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import struct
 from typing import Any
 
 import orjson
+import pytest
 
 from schemas.codec import default_codec
 from schemas.topics import TopicNames
@@ -60,14 +62,54 @@ def test_a_parcel_scan_publishes_state_and_status_update_and_stores_the_parcel()
     assert result.deadline is not None and result.deadline[1] is not None
 
 
-def test_the_same_scan_twice_publishes_nothing_the_second_time() -> None:
+def test_the_same_scan_again_re_sends_the_same_records_and_stores_nothing() -> None:
     processor, tables = make_processor(), Tables()
     record = scan("ORIGIN_RECEIVED", T0, "e1")
     first = tables.run(processor, scan_message(record, offset=0))
-    second = tables.run(processor, scan_message(record, offset=1))
-    assert first.outputs
-    assert second.outputs == []
+    second = tables.run(processor, scan_message(record, offset=1), wall_ms=T0 + 10**9)  # even on a later clock
+    assert first.outputs and second.outputs == first.outputs
     assert second.parcel_state is None
+
+
+def test_a_duplicate_older_than_the_record_publishes_nothing() -> None:
+    processor, tables = make_processor(), Tables()
+    scans = [scan("HUB_SORTED" if n % 2 else "HUB_MISSORTED", T0 + n * HOUR, f"e{n}") for n in range(40)]
+    for offset, record in enumerate(scans):
+        tables.run(processor, scan_message(record, offset=offset))
+    again = tables.run(processor, scan_message(scans[0], offset=40))
+    assert again.outputs == [] and again.parcel_state is None
+
+
+def test_scans_and_manifests_with_identifiers_off_the_contract_are_dead_lettered() -> None:
+    processor, tables = make_processor(), Tables()
+    injected = "LX<script>alert(1)</script>"
+    bad_scan = scan("ORIGIN_RECEIVED", T0, "bad-1", tracking_number=injected)
+    bad_manifest = manifest("m-bad", "BAG-001", ["LP00123456789CN", "lp 1; DROP"], time_ms=T0)
+    results = [
+        tables.run(processor, scan_message(bad_scan)),
+        tables.run(processor, message(CODEC.encode("Manifest", bad_manifest), b"BAG-001", TOPICS.manifests, 1)),
+    ]
+    for result in results:
+        [dead_letter] = decoded(result.outputs, TOPICS.dead_letters)
+        assert dead_letter["reason_code"] == "invalid_identifier"
+        assert [o.topic for o in result.outputs] == [TOPICS.dead_letters]
+    assert "tracking_number" in decoded(results[0].outputs, TOPICS.dead_letters)[0]["reason"]
+    assert "members[1]" in decoded(results[1].outputs, TOPICS.dead_letters)[0]["reason"]
+    assert tables.parcels == {} and tables.units == {}
+
+
+def test_dead_letters_log_the_reason_code_and_source_but_not_the_carrier_text(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    processor, tables = make_processor(), Tables()
+    record = scan("ORIGIN_RECEIVED", T0, "pii-1")
+    record["code"] = "NOT_A_CODE jane.doe@example.com"
+    with caplog.at_level(logging.WARNING, logger="streams.processor"):
+        result = tables.run(processor, scan_message(record, offset=7))
+    [dead_letter] = decoded(result.outputs, TOPICS.dead_letters)
+    assert "jane.doe@example.com" in dead_letter["reason"]  # the full reason is on the topic
+    assert "jane.doe@example.com" not in caplog.text
+    assert f"{TOPICS.scans}[0]@7: unknown_code" in caplog.text
 
 
 def test_state_is_written_only_by_write_state() -> None:
@@ -83,11 +125,11 @@ def test_unit_scan_before_its_manifest_reaches_the_parcels_through_fanout() -> N
     unit_scan = scan("LINEHAUL_DEPARTED", T0, "d1", tracking_number=None, handling_unit="BAG1", source="flight")
     assert decoded(tables.run(processor, scan_message(unit_scan)).outputs, TOPICS.scans_fanout) == []
 
-    bag = manifest("m1", "BAG1", ["P1", "P2"], time_ms=T0 - HOUR)
+    bag = manifest("m1", "BAG1", ["LP00000001CN", "LP00000002CN"], time_ms=T0 - HOUR)
     result = tables.run(processor, message(CODEC.encode("Manifest", bag), b"BAG1", topic=TOPICS.manifests))
 
     fanout = [output for output in result.outputs if output.topic == TOPICS.scans_fanout]
-    assert sorted(output.key for output in fanout) == [b"P1", b"P2"]
+    assert sorted(output.key for output in fanout) == [b"LP00000001CN", b"LP00000002CN"]
     copies = decoded(fanout, TOPICS.scans_fanout)
     assert {copy["event_id"] for copy in copies} == {"d1"}
     assert {copy["references"]["bag"] for copy in copies} == {"BAG1"}
@@ -174,7 +216,26 @@ def test_sla_due_fires_a_breach_without_a_new_scan_and_then_nothing_more() -> No
     assert events and all(event["deadline_ms"] >= deadline for event in events)
     assert decoded(due.outputs, TOPICS.parcel_state)[0]["open_sla"]
     due.write_state(tables.parcels, tables.units)
-    assert processor.handle_sla_due(tracking_number, tables.parcels, wall_when_due).outputs == []
+    later = str(processor.clock.now_ms(wall_when_due + 1))
+    assert processor.handle_sla_due(tracking_number, tables.parcels, wall_when_due + 1, later).outputs == []
+
+
+def test_a_replayed_sla_due_tick_re_sends_its_events_and_the_parcel_state() -> None:
+    processor, tables = make_processor(speed=1.0), Tables()
+    result = tables.run(processor, scan_message(scan("LINEHAUL_DEPARTED", T0, "e1")), wall_ms=0)
+    tracking_number, deadline = result.deadline
+    tick = str(deadline + HOUR)  # the timer's clock when it sent the parcel to sla-due
+    due = processor.handle_sla_due(tracking_number, tables.parcels, 0, tick)
+    events = decoded(due.outputs, TOPICS.sla_events)
+    assert events and {event["observed_ms"] for event in events} == {deadline + HOUR}
+    due.write_state(tables.parcels, tables.units)
+    # Stored, then killed before publishing: the replayed tick, even on a later clock, re-sends them.
+    again = processor.handle_sla_due(tracking_number, tables.parcels, 10**9, tick)
+    assert [o for o in again.outputs if o.topic == TOPICS.sla_events] == [
+        o for o in due.outputs if o.topic == TOPICS.sla_events
+    ]
+    assert decoded(again.outputs, TOPICS.parcel_state) == decoded(due.outputs, TOPICS.parcel_state)
+    assert again.parcel_state is None  # nothing to store
     assert due.deadline is not None and (due.deadline[1] is None or due.deadline[1] > deadline)
 
 

