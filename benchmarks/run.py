@@ -472,6 +472,7 @@ def main(  # noqa: PLR0915 (the run's steps in order read best in one place)
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "broker": "tansu (embedded, memory)"},
         "dataset": {
             "seed": seed,
+            "parcels": dataset.parcels,
             "scans": dataset.scans,
             "unit_scans": dataset.unit_scans,
             "manifests": dataset.manifests,

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any
+from typing import Any, Final
+
+#: A dead letter keeps at most this much of the rejected payload, so that it fits in a Kafka message.
+MAX_PAYLOAD_BYTES: Final = 256 * 1024
 
 
 def dead_letter_record(
@@ -26,8 +29,12 @@ def dead_letter_record(
 ) -> dict[str, Any]:
     """A DeadLetter dict; the input is named by topic/partition/offset or by ``source_reference``."""
     origin = source_reference or f"{source_topic}:{source_partition}:{source_offset}"
+    dead_letter_id = hashlib.sha256(f"{stage}|{origin}|".encode() + payload).hexdigest()[:32]
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        reason = f"{reason} (payload of {len(payload)} bytes cut to its first {MAX_PAYLOAD_BYTES})"
+        payload = payload[:MAX_PAYLOAD_BYTES]
     return {
-        "dead_letter_id": hashlib.sha256(f"{stage}|{origin}|".encode() + payload).hexdigest()[:32],
+        "dead_letter_id": dead_letter_id,
         "stage": stage,
         "reason_code": reason_code,
         "reason": reason,

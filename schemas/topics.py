@@ -22,6 +22,11 @@ from typing import Final
 KEY_PARTITIONER: Final = "murmur2_random"
 
 DAY_MS: Final = 24 * 3600 * 1000
+
+#: Largest encoded record a stage accepts per record type (a scan is ~200 B; a ULD manifest lists
+#: thousands of parcels). Larger ones are dead-lettered: their state would outgrow Kafka's 1 MB
+#: message limit downstream.
+MAX_RECORD_BYTES: Final[dict[str, int]] = {"ScanEvent": 16 * 1024, "Manifest": 512 * 1024}
 DEFAULT_PREFIX: Final = "parcelstream"
 
 

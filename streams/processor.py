@@ -32,7 +32,7 @@ import orjson
 from schemas.codec import Codec, DecodeError, EncodeError, default_codec
 from schemas.dead_letters import dead_letter_record
 from schemas.identifiers import identifier_problems
-from schemas.topics import TopicNames
+from schemas.topics import MAX_RECORD_BYTES, TopicNames
 from streams import metrics
 from streams.clock import EventClock
 from streams.consolidation import Unit, apply_manifest, apply_unit_scan
@@ -354,6 +354,10 @@ class Processor:
             decoded = self.codec.decode(message.value)
         except DecodeError as error:
             return self._dead_letter(batch, message, error.reason_code, error.reason, wall_ms)
+        limit = MAX_RECORD_BYTES.get(decoded.record_name)
+        if limit is not None and len(message.value) > limit:
+            reason = f"a {decoded.record_name} of {len(message.value)} bytes is over the {limit}-byte limit"
+            return self._dead_letter(batch, message, "oversized_record", reason, wall_ms)
         problems = identifier_problems(decoded.record_name, decoded.value)
         if problems:  # the edge refuses them; a record that got past it must not reach keys and pages
             reason = "; ".join(f"{name}: {problem}" for name, problem in problems)

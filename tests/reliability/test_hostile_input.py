@@ -171,7 +171,7 @@ def test_poison_records_are_dead_lettered_with_reasons_and_good_ones_still_flow(
     )
 
     dead_letters = readers(topics.dead_letters)
-    expected_streams = 4 + 2  # four undecodable scans and two huge ones (and the injected numbers, below)
+    expected_streams = 4 + 3  # four undecodable scans and three huge ones (and the injected numbers, below)
     wait_for(
         lambda: dead_letters.poll() and len({d["source_topic"] for d in dead_letters.values()}) == 3,
         60,
@@ -188,6 +188,9 @@ def test_poison_records_are_dead_lettered_with_reasons_and_good_ones_still_flow(
     assert reasons[("streams", b"LXUNKNOWN01")][0] == "unknown_schema_id"
     assert reasons[("streams", b"LXMAGIC0001")][0] == "bad_magic_byte"
     assert reasons[("streams", b"LXUTF8000001")][0] == "corrupt_body"
+    # Huge fields are refused before they can grow a parcel's state past Kafka's message limit.
+    assert reasons[("streams", b"LXHUGE00001")][0] == "oversized_record"
+    assert reasons[("streams", b"LXHUGE00002")][0] == "oversized_record"
     assert by_stage[("streams", topics.scans)] >= expected_streams - 2
     for tracking_number in INJECTED_TRACKING_NUMBERS:
         assert reasons[("streams", tracking_number.encode())][0] == "invalid_identifier"  # as scans
