@@ -12,6 +12,7 @@ import faust
 from faust.sensors import Monitor
 from faust.types import TP, CollectionT, EventT, Message, StreamT
 
+from streams.end_offsets import FetchedEndOffsetsTransport
 from streams.settings import WorkerSettings
 
 #: Producer batches (bytes per partition): ParcelStates carry the parcel's history, so Faust's
@@ -46,6 +47,13 @@ class LeanMonitor(Monitor):
         pass
 
 
+class WorkerApp(faust.App):
+    """faust.App whose consumer reads changelog end offsets from a fetch (streams/end_offsets.py)."""
+
+    def _new_transport(self) -> FetchedEndOffsetsTransport:
+        return FetchedEndOffsetsTransport(self.conf.broker_consumer, self)
+
+
 def store_url(settings: WorkerSettings) -> str:
     # rocksdb:// needs the rocksdict package (faust-streaming's "rocksdict" extra).
     return "rocksdb://" if settings.store == "rocksdb" else "memory://"
@@ -53,7 +61,7 @@ def store_url(settings: WorkerSettings) -> str:
 
 def create_app(settings: WorkerSettings) -> faust.App:
     """A Faust app without agents; ``streams.agents.install`` adds the processing."""
-    return faust.App(
+    return WorkerApp(
         settings.app_id,
         broker=[f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",") if server.strip()],
         store=store_url(settings),

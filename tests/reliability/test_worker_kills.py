@@ -4,7 +4,6 @@ the real webhook receiver behind the notifier must count exactly one delivery pe
 
 from __future__ import annotations
 
-import os
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -23,17 +22,6 @@ from streams.taxonomy import classify
 from tests.consumers.notifier.conftest import WebhookReceiver
 from tests.reliability.conftest import StageLauncher
 from tests.reliability.stages import TopicReader, publish_records, wait_for
-
-#: Tansu (the embedded broker) reports a partition's end offset as the start of its last produce
-#: batch + 1 (ListOffsets "latest"), so Faust's changelog recovery stops short of the true end and a
-#: restarted worker can hold an older state than it already published (docs/streams.md, "Delivery
-#: semantics"). Expected to fail there; it must pass against Apache Kafka
-#: (PARCELSTREAM_TEST_BOOTSTRAP_SERVERS).
-TANSU_END_OFFSET_BUG = pytest.mark.xfail(
-    not os.environ.get("PARCELSTREAM_TEST_BOOTSTRAP_SERVERS"),
-    reason="Tansu under-reports partition end offsets, so Faust changelog recovery misses the last batch",
-    strict=False,
-)
 
 pytestmark = pytest.mark.e2e
 
@@ -84,7 +72,6 @@ def group_caught_up(bootstrap_servers: str, group_id: str, topic: str, end_offse
         probe.close()
 
 
-@TANSU_END_OFFSET_BUG
 def test_worker_killed_repeatedly_ends_in_the_uninterrupted_states_with_one_notification_per_update(
     bootstrap_servers: str,
     topics_factory: Callable[..., TopicNames],

@@ -29,17 +29,6 @@ from streams.taxonomy import classify
 from tests.conftest import unique
 from tests.streams.builders import HOUR, T0, scan, shipment
 
-#: Tansu (the embedded broker) reports a partition's end offset as the start of its last produce
-#: batch + 1 (ListOffsets "latest"), so Faust's changelog recovery stops short of the true end and a
-#: restarted worker can hold an older state than it already published (docs/streams.md, "Delivery
-#: semantics"). Expected to fail there; it must pass against Apache Kafka
-#: (PARCELSTREAM_TEST_BOOTSTRAP_SERVERS).
-TANSU_END_OFFSET_BUG = pytest.mark.xfail(
-    not os.environ.get("PARCELSTREAM_TEST_BOOTSTRAP_SERVERS"),
-    reason="Tansu under-reports partition end offsets, so Faust changelog recovery misses the last batch",
-    strict=False,
-)
-
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -370,7 +359,6 @@ def test_sla_breach_fires_without_a_further_scan(
     )
 
 
-@TANSU_END_OFFSET_BUG
 def test_a_killed_worker_restarts_from_its_changelog_without_conflicting_updates(
     bootstrap_servers: str,
     topics_factory: Callable[..., TopicNames],

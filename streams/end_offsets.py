@@ -1,0 +1,106 @@
+"""Changelog end offsets read from a fetch, so table recovery reads every changelog record.
+
+Faust recovers a table by reading its changelog partitions up to their end offset, which it asks
+for with ListOffsets(latest). Tansu (the embedded dev/test broker) answers that with the base
+offset of the partition's last produce batch + 1, not the partition's end: a restarted worker
+would skip the rest of that batch and hold an older state than it had already published. A Fetch
+response's high watermark is right on Tansu as on Apache Kafka, so before recovery the worker
+fetches the last reported record of each changelog partition and keeps the larger of the two
+answers. On Apache Kafka both agree, and this costs one short-lived consumer per rebalance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+log = logging.getLogger(__name__)
+
+#: Seconds to wait for the fetches; past it recovery fails (and the worker restarts) rather than
+#: recovering a table from a changelog it may not have read to the end.
+FETCH_TIMEOUT = 30.0
+
+
+class EndOffsetsError(RuntimeError):
+    """The fetched end offset of a changelog partition could not be read in time."""
+
+
+def fetched_end_offsets(
+    bootstrap_servers: str, reported: Mapping[tuple[str, int], int], timeout: float = FETCH_TIMEOUT
+) -> dict[tuple[str, int], int]:
+    """The end offset (next offset to be written) of each partition: the larger of the
+    ``reported`` offset and the high watermark of a Fetch at ``reported - 1``. Blocking."""
+    ends = dict(reported)
+    to_fetch = {tp: end for tp, end in reported.items() if end > 0}
+    if not to_fetch:
+        return ends
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            # Only assign() is used: no group join, no commits.
+            "group.id": "parcelstream-end-offsets",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "log_level": 0,
+        }
+    )
+    try:
+        consumer.assign([TopicPartition(topic, partition, end - 1) for (topic, partition), end in to_fetch.items()])
+        pending = set(to_fetch)
+        deadline = time.monotonic() + timeout
+        while pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise EndOffsetsError(
+                    f"no fetch answer within {timeout:.0f} s for {len(pending)} changelog partition(s), "
+                    f"e.g. {sorted(pending)[0]}"
+                )
+            message = consumer.poll(min(remaining, 1.0))
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                if error.fatal() or not error.retriable():
+                    raise EndOffsetsError(f"fetching changelog end offsets failed: {error.str()}")
+                continue
+            key = (message.topic(), message.partition())
+            if key not in pending:
+                continue
+            # The message (or end-of-partition event) is the answer of a fetch, whose high
+            # watermark librdkafka now caches.
+            _low, high = consumer.get_watermark_offsets(TopicPartition(*key), cached=True)
+            ends[key] = max(ends[key], high)
+            pending.discard(key)
+    finally:
+        consumer.close()
+    corrected = {tp: (to_fetch[tp], ends[tp]) for tp in to_fetch if ends[tp] != to_fetch[tp]}
+    if corrected:
+        log.info(
+            "changelog end offsets corrected by fetch for %d partition(s) (ListOffsets under-reported)", len(corrected)
+        )
+    return ends
+
+
+class FetchedEndOffsetsConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer whose ``highwaters`` (used by table recovery) are checked by a
+    fetch; see the module docstring."""
+
+    async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
+        reported = await super().highwaters(*partitions)
+        bootstrap_servers = ",".join(f"{url.host}:{url.port or 9092}" for url in self.app.conf.broker_consumer)
+        by_key = {(tp.topic, tp.partition): end for tp, end in reported.items() if end is not None}
+        ends = await asyncio.get_running_loop().run_in_executor(None, fetched_end_offsets, bootstrap_servers, by_key)
+        return {tp: ends.get((tp.topic, tp.partition), end) for tp, end in reported.items()}
+
+
+class FetchedEndOffsetsTransport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport with ``FetchedEndOffsetsConsumer``."""
+
+    Consumer: Any = FetchedEndOffsetsConsumer
