@@ -14,6 +14,7 @@ FORMATS: dict[str, str] = {
     "jsonl": "producers.formats.native:parse_jsonl",
     "csv": "producers.formats.native:parse_csv",
     "fsu": "producers.formats.iata_fsu:parse",
+    "xfsu": "producers.formats.iata_xfsu:parse",
     "onerecord": "producers.formats.iata_onerecord:parse",
     "emsevt": "producers.formats.upu_emsevt:parse",
     "epcis": "producers.formats.gs1_epcis:parse",

@@ -252,12 +252,12 @@ def _scan(
         handling_unit=awb,
         location=location(airport.code, "airport", airport.country, airport.name),
         refs=references(awb=awb, flight_number=fields.flight),
-        reason=_reason(raw_code, fields, awb_pieces),
+        reason=status_reason(raw_code, fields, awb_pieces),
     )
 
 
-def _reason(raw_code: str, fields: StatusFields, awb_pieces: Pieces | None) -> str | None:
-    """Discrepancies and part shipments, kept as information for operations."""
+def status_reason(raw_code: str, fields: StatusFields, awb_pieces: Pieces | None) -> str | None:
+    """Discrepancies and part shipments, kept as information for operations (shared with XFSU)."""
     notes = []
     if raw_code == "DIS" and fields.discrepancy:
         notes.append(f"discrepancy {fields.discrepancy}")

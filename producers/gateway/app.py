@@ -63,8 +63,8 @@ HTTP ingest of carriers' scans into parcelstream.
 * **Authentication**: `Authorization: Bearer psk_<id>_<secret>`, one API key per carrier, created
   with `parcelstream keys create`. Unknown or revoked keys get 401.
 * **Authorisation**: every record must carry the key's carrier code and one of its allowed sources
-  (403, naming the record). Formats without a carrier code of ours (FSU, ONE Record, EMSEVT, EPCIS,
-  carrier CSV) are attributed to the key's carrier.
+  (403, naming the record). Formats without a carrier code of ours (FSU, XFSU, ONE Record, EMSEVT,
+  EPCIS, carrier CSV) are attributed to the key's carrier.
 * **All or nothing**: if any record is invalid the whole batch is rejected with 422, listing every
   problem with its record and field path (`records[3].event_time`); nothing of it is published
   (the invalid records go to the dead-letter topic for operations). Fix and resend the batch.

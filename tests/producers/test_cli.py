@@ -19,6 +19,7 @@ from tests.producers.test_publish import MANIFEST, scan
 pytestmark = pytest.mark.integration
 
 PARCELSTREAM = [sys.executable, "-c", "from deploy.cli import main; main()"]
+XFSU_FIXTURES = Path(__file__).parent / "formats" / "fixtures" / "iata_xfsu"
 
 
 def run_publish(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -80,6 +81,26 @@ def test_everything_published_exits_0(tmp_path: Path, bootstrap_servers: str, to
     )
     assert result.returncode == 0, result.stderr
     assert f"published to {topics.scans}" in result.stdout
+
+
+def test_xfsu_files_with_format_xfsu(
+    bootstrap_servers: str, topics: TopicNames, read_topic: Callable[[str, int], list[ReadMessage]]
+) -> None:
+    departure, unknown = XFSU_FIXTURES / "dep_part_shipment.xml", XFSU_FIXTURES / "unknown_status.xml"
+    connection = ["--bootstrap-servers", bootstrap_servers, "--topic-prefix", topics.prefix]
+    result = run_publish(str(departure), str(unknown), "--format", "xfsu", *connection)
+
+    assert result.returncode == 2, result.stderr
+    assert f"{unknown} status 1 ReportedStatus[0].ReasonCode: unknown iata-xfsu code 'ZZZ'" in result.stderr
+    scans = sorted((m.decoded.value for m in read_topic(topics.scans, 2)), key=lambda scan: scan["raw_code"])
+    assert [(s["raw_format"], s["raw_code"], s["handling_unit"], s["carrier"]) for s in scans] == [
+        ("iata-xfsu", "DEP", "020-12345675", "020"),
+        ("iata-xfsu", "RCS", "020-12345675", "020"),
+    ]
+    [dead_letter] = read_topic(topics.dead_letters, 1)
+    assert dead_letter.decoded.value["source_reference"] == f"{unknown} status 1"
+    payload = dead_letter.decoded.value["payload"]  # that ReportedStatus element only
+    assert b"ReasonCode>ZZZ</" in payload and b"RCS" not in payload and payload.endswith(b"ReportedStatus>")
 
 
 def test_unreachable_broker_is_one_line_and_exit_1(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Fuzzing: on arbitrary bytes, text, JSON and near-valid documents, every standard-format parser
+"""Fuzzing: on arbitrary bytes, text, JSON and near-valid documents (XML for XFSU), every standard-format parser
 returns records (valid against the Avro schemas) and issues, or raises FormatError for a whole
 unreadable document; never any other exception."""
 
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from xml.sax.saxutils import escape
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from producers.formats import FormatError, ParseResult, parser_for
 from schemas.codec import default_codec
 
-STANDARD_FORMATS = ("fsu", "onerecord", "emsevt", "epcis", "carrier-csv")
+STANDARD_FORMATS = ("fsu", "xfsu", "onerecord", "emsevt", "epcis", "carrier-csv")
 RECORD_NAMES = {"scan": "ScanEvent", "manifest": "Manifest"}
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -52,6 +53,65 @@ fsu_tokens = st.sampled_from([
     "16OCT2599", "A1430", "FRAJFK", "LGG", "XXX", "T10K250.5", "P5K125T10", "P0", "MSCA", "", "QK X", ".Y",
 ])  # fmt: skip
 fsu_documents = st.lists(st.lists(fsu_tokens, min_size=1, max_size=6).map("/".join), max_size=12).map("\n".join)
+# XFSU leaf texts: plausible values, else any text of characters XML allows.
+xfsu_texts = st.sampled_from([
+    "DEP", "ARR", "RCS", "DIS", "ZZZ", "020-12345675", "02012345675", "020-12345676", "FRA", "JFK", "LGG", "XXX",
+    "LH400", "2024-10-16T14:30:00", "2024-10-16T14:30:00+02:00", "2024-10-16", "2024-02-30T00:00:00",
+    "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00", "16OCT1430", "5", "10", "-1", "P", "T", "MSCA", "", " ",
+]) | st.text(st.characters(exclude_categories=("Cc", "Cs")), max_size=12)  # fmt: skip
+CONSIGNMENT = "AssociatedStatusConsignment"
+MOVEMENT = (CONSIGNMENT, "SpecifiedLogisticsTransportMovement")
+xfsu_airports = st.sampled_from(["FRA", "JFK", "LGG", "XXX", "frankfurt"]) | xfsu_texts
+xfsu_times = st.sampled_from(["2024-10-16T14:30:00", "2024-10-16T14:30:00Z", "2024-10-16", "2024-02-30T00:00:00"])
+XFSU_STATUS_LEAVES = {
+    (CONSIGNMENT, "PieceQuantity"): st.sampled_from(["5", "0", "-1"]) | xfsu_texts,
+    (CONSIGNMENT, "TransportSplitDescription"): st.sampled_from(["P", "T"]) | xfsu_texts,
+    (CONSIGNMENT, "DiscrepancyDescriptionCode"): xfsu_texts,
+    (CONSIGNMENT, "GrossWeightMeasure"): xfsu_texts,
+    (*MOVEMENT, "ID"): xfsu_texts,
+    (*MOVEMENT, "SpecifiedLocation", "ID"): xfsu_airports,
+    (*MOVEMENT, "SpecifiedEvent", "OccurrenceDateTime"): xfsu_times | xfsu_texts,
+    (*MOVEMENT, "DepartureEvent", "DepartureOccurrenceDateTime"): xfsu_times | xfsu_texts,
+    (*MOVEMENT, "ArrivalEvent", "ArrivalOccurrenceDateTime"): xfsu_times | xfsu_texts,
+}
+XFSU_CONSIGNMENT_LEAVES = {
+    ("OriginLocation", "ID"): xfsu_airports,
+    ("FinalDestinationLocation", "ID"): xfsu_airports,
+    ("TotalPieceQuantity",): xfsu_texts,
+}
+
+
+def nested_xml(leaves: dict[tuple[str, ...], str]) -> str:
+    """Cargo-XML data-model elements from leaf paths and their texts, shared path prefixes merged."""
+    groups: dict[str, dict[tuple[str, ...], str]] = {}
+    parts = []
+    for (first, *rest), text in leaves.items():
+        if rest:
+            groups.setdefault(first, {})[tuple(rest)] = text
+        else:
+            parts.append(f"<ram:{first}>{escape(text)}</ram:{first}>")
+    parts += [f"<ram:{name}>{nested_xml(children)}</ram:{name}>" for name, children in groups.items()]
+    return "".join(parts)
+
+
+xfsu_statuses = st.fixed_dictionaries(
+    {("ReasonCode",): st.sampled_from(["DEP", "ARR", "RCS", "DIS", "NFD", "ZZZ", ""])},
+    optional=XFSU_STATUS_LEAVES,
+).map(lambda leaves: f"<ram:ReportedStatus>{nested_xml(leaves)}</ram:ReportedStatus>")
+xfsu_consignments = st.fixed_dictionaries(
+    {
+        ("TransportContractDocument", "ID"): st.sampled_from(
+            ["020-12345675", "15712345675", "157-12345675", "020-12345676"]
+        )
+    },
+    optional=XFSU_CONSIGNMENT_LEAVES,
+).map(nested_xml)
+xfsu_documents = st.tuples(xfsu_consignments, st.lists(xfsu_statuses, max_size=3)).map(
+    lambda parts: (
+        '<rsm:StatusMessage xmlns:rsm="iata:statusmessage:1" xmlns:ram="iata:datamodel:3"><rsm:MasterConsignment>'
+        f"{parts[0]}{''.join(parts[1])}</rsm:MasterConsignment></rsm:StatusMessage>"
+    )
+)
 csv_cells = plausible_strings | st.text(alphabet=st.characters(codec="utf-8"), max_size=12)
 csv_documents = st.lists(st.lists(csv_cells, max_size=8).map(",".join), max_size=8).map(
     lambda rows: "\n".join(
@@ -118,6 +178,12 @@ def test_near_valid_emsevt_json(items: list[dict[str, Any]]) -> None:
 @given(document=fsu_documents)
 def test_near_valid_fsu(document: str) -> None:
     check("fsu", document.encode())
+
+
+@FUZZ
+@given(document=xfsu_documents)
+def test_near_valid_xfsu(document: str) -> None:
+    check("xfsu", document.encode())
 
 
 @FUZZ

@@ -227,3 +227,24 @@ def test_carrier_format_is_attributed_to_the_key(
     assert sorted(scan["event_id"] for scan in scans) == sorted(accepted["event_ids"])
     assert {scan["carrier"] for scan in scans} == {"BPOST"}
     assert accepted["scans"] == len(scans) > 0
+
+
+def test_xfsu_document_is_published_and_an_xml_bomb_refused(
+    client: httpx.Client, topics: TopicNames, read_topic: ReadTopic
+) -> None:
+    xfsu = (FIXTURES / "iata_xfsu" / "bkd_rcs_acceptance.xml").read_bytes()
+    response = client.post("/v1/formats/xfsu", content=xfsu, headers={"Content-Type": "application/xml"})
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+    assert accepted["scans"] == 2
+
+    bomb = client.post("/v1/formats/xfsu", content=(FIXTURES / "iata_xfsu" / "billion_laughs.xml").read_bytes())
+    assert bomb.status_code == 422
+    assert bomb.json()["error"] == "unreadable_document"
+    assert "document type declaration (DTD) is refused" in bomb.json()["message"]
+
+    scans = [message.decoded.value for message in read_topic(topics.scans, 2)]
+    assert sorted(scan["event_id"] for scan in scans) == sorted(accepted["event_ids"])
+    assert {(scan["raw_format"], scan["carrier"], scan["handling_unit"]) for scan in scans} == {
+        ("iata-xfsu", "CK", "020-12345675")
+    }
