@@ -12,8 +12,8 @@ import faust
 from faust.sensors import Monitor
 from faust.types import TP, CollectionT, EventT, Message, StreamT
 
-from streams.end_offsets import FetchedEndOffsetsTransport
 from streams.settings import WorkerSettings
+from streams.transport import WorkerTransport
 
 #: Producer batches (bytes per partition): ParcelStates carry the parcel's history, so Faust's
 #: 16 KiB default fills after a dozen messages and every few messages cost a produce request.
@@ -48,10 +48,10 @@ class LeanMonitor(Monitor):
 
 
 class WorkerApp(faust.App):
-    """faust.App whose consumer reads changelog end offsets from a fetch (streams/end_offsets.py)."""
+    """faust.App on the worker's transport (streams/transport.py)."""
 
-    def _new_transport(self) -> FetchedEndOffsetsTransport:
-        return FetchedEndOffsetsTransport(self.conf.broker_consumer, self)
+    def _new_transport(self) -> WorkerTransport:
+        return WorkerTransport(self.conf.broker_consumer, self)
 
 
 def store_url(settings: WorkerSettings) -> str:
@@ -73,6 +73,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         broker_rebalance_timeout=settings.broker_rebalance_timeout,
         broker_session_timeout=settings.broker_session_timeout,
         broker_heartbeat_interval=settings.broker_heartbeat_interval,
+        broker_commit_interval=settings.commit_interval,
         consumer_auto_offset_reset="earliest",
         # Every topic and table holds bytes we encode ourselves (Avro on topics, JSON in tables).
         key_serializer="raw",

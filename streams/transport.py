@@ -1,5 +1,7 @@
-"""Changelog end offsets read from a fetch, so table recovery reads every changelog record.
+"""The worker's Kafka transport: Faust's aiokafka transport with two fixes the worker's
+correctness after a restart depends on.
 
+1. Changelog end offsets are read from a fetch, so table recovery reads every changelog record.
 Faust recovers a table by reading its changelog partitions up to their end offset, which it asks
 for with ListOffsets(latest). Tansu (the embedded dev/test broker) answers that with the base
 offset of the partition's last produce batch + 1, not the partition's end: a restarted worker
@@ -7,6 +9,12 @@ would skip the rest of that batch and hold an older state than it had already pu
 response's high watermark is right on Tansu as on Apache Kafka, so before recovery the worker
 fetches the last reported record of each changelog partition and keeps the larger of the two
 answers. On Apache Kafka both agree, and this costs one short-lived consumer per rebalance.
+
+2. Partitions with no committed offset are sought to their beginning after recovery. Records the
+consumer fetched during recovery but Faust did not take (it only takes changelog partitions then)
+are dropped from the fetch buffer with the position already past them; Faust then seeks every
+partition back to its committed offset, but aiokafka seeks only when there is one (> 0). A worker
+killed before its first commit would therefore restart past inputs it never processed.
 """
 
 from __future__ import annotations
@@ -88,9 +96,8 @@ def fetched_end_offsets(
     return ends
 
 
-class FetchedEndOffsetsConsumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer whose ``highwaters`` (used by table recovery) are checked by a
-    fetch; see the module docstring."""
+class WorkerConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer with the module docstring's two fixes."""
 
     async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
         reported = await super().highwaters(*partitions)
@@ -99,8 +106,16 @@ class FetchedEndOffsetsConsumer(faust_aiokafka.Consumer):
         ends = await asyncio.get_running_loop().run_in_executor(None, fetched_end_offsets, bootstrap_servers, by_key)
         return {tp: ends.get((tp.topic, tp.partition), end) for tp, end in reported.items()}
 
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        committed = await super().seek_to_committed()
+        changelogs = self.app.tables.changelog_topics
+        uncommitted = [tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs]
+        if uncommitted:
+            await self._thread.seek_to_beginning(*uncommitted)
+        return committed
 
-class FetchedEndOffsetsTransport(faust_aiokafka.Transport):
-    """Faust's aiokafka transport with ``FetchedEndOffsetsConsumer``."""
 
-    Consumer: Any = FetchedEndOffsetsConsumer
+class WorkerTransport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport with ``WorkerConsumer``."""
+
+    Consumer: Any = WorkerConsumer

@@ -1,4 +1,4 @@
-"""Changelog end offsets read from a fetch (streams/end_offsets.py), on the real broker."""
+"""Changelog end offsets read from a fetch (streams/transport.py), on the real broker."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.end_offsets import EndOffsetsError, fetched_end_offsets
+from streams.transport import EndOffsetsError, fetched_end_offsets
 from tests.conftest import unique
 
 pytestmark = pytest.mark.integration
