@@ -19,6 +19,7 @@ import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from consumers import metrics
+from consumers.producer_config import producer_config
 from consumers.read_model import (
     InvalidRecordError,
     Keys,
@@ -34,7 +35,6 @@ from consumers.settings import ConsumerSettings
 from schemas.codec import Codec, DecodeError, default_codec
 from schemas.dead_letters import dead_letter_record
 from schemas.statuses import STATUSES
-from schemas.topics import KEY_PARTITIONER
 
 STAGE = "projector"
 
@@ -86,16 +86,7 @@ class DeadLetterSink:
         self.topic = topic
         self.codec = codec
         self._failures: list[str] = []
-        self._producer = Producer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "enable.idempotence": True,
-                "acks": "all",
-                "partitioner": KEY_PARTITIONER,
-                "linger.ms": 5,
-                "log_level": 3,
-            }
-        )
+        self._producer = Producer(producer_config(bootstrap_servers))
 
     def _on_delivery(self, error: KafkaError | None, _message: Message) -> None:
         if error is not None:

@@ -1,16 +1,22 @@
 """Shared fixtures: one embedded broker per test session, factories for unique topics and Redis
-key prefixes, so every integration test owns its topics, consumer groups and keys."""
+key prefixes, so every integration test owns its topics, consumer groups and keys; stage processes
+(``stages``) and whole-topic readers (``readers``) from ``tests/stages.py``, stopped after the test."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from deploy.embedded import EmbeddedBroker, check_redis, create_topics
 from schemas.topics import TopicNames
+
+if TYPE_CHECKING:
+    from tests.stages import StageLauncher, TopicReader
 
 REDIS_URL = os.environ.get("PARCELSTREAM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -78,3 +84,38 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
             client.delete(*keys)
     finally:
         client.close()
+
+
+# tests.stages imports this module (for ``unique``): the fixtures below import it when they run.
+
+
+@pytest.fixture
+def stages(bootstrap_servers: str, tmp_path: Path) -> Iterator[StageLauncher]:
+    """Launches stage processes (worker, projector, notifier, any command) with their logs in tmp_path;
+    every one still running is stopped after the test."""
+    from tests.stages import StageLauncher
+
+    launcher = StageLauncher(bootstrap_servers, tmp_path)
+    try:
+        yield launcher
+    finally:
+        launcher.stop_all()
+
+
+@pytest.fixture
+def readers(bootstrap_servers: str) -> Iterator[Callable[[str], TopicReader]]:
+    """``readers(topic)``: a TopicReader of the whole topic, closed after the test."""
+    from tests.stages import TopicReader
+
+    opened: list[TopicReader] = []
+
+    def open_reader(topic: str) -> TopicReader:
+        reader = TopicReader(bootstrap_servers, topic)
+        opened.append(reader)
+        return reader
+
+    try:
+        yield open_reader
+    finally:
+        for reader in opened:
+            reader.close()

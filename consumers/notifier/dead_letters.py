@@ -7,9 +7,9 @@ import threading
 from confluent_kafka import KafkaError, Message, Producer
 
 from consumers.metrics import DEAD_LETTERS
+from consumers.producer_config import producer_config
 from schemas.codec import Codec, default_codec
 from schemas.dead_letters import dead_letter_record
-from schemas.topics import KEY_PARTITIONER
 
 STAGE = "notifier"
 
@@ -24,17 +24,7 @@ class DeadLetterProducer:
     def __init__(self, bootstrap_servers: str, topic: str, codec: Codec | None = None) -> None:
         self.topic = topic
         self.codec = codec or default_codec()
-        self._producer = Producer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "enable.idempotence": True,
-                "acks": "all",
-                "partitioner": KEY_PARTITIONER,
-                "linger.ms": 5,
-                "message.timeout.ms": 30_000,
-                "log_level": 3,
-            }
-        )
+        self._producer = Producer(producer_config(bootstrap_servers, **{"message.timeout.ms": 30_000}))
         self._lock = threading.Lock()
 
     def publish(

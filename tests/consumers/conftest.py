@@ -16,7 +16,8 @@ from consumers.settings import ConsumerSettings
 from consumers.tracking.app import create_app
 from deploy.embedded import free_port
 from schemas.topics import TopicNames
-from tests.consumers.helpers import OPERATIONS_KEY, TRACKING_SECRET, StateProducer, wait_for
+from tests.consumers.helpers import OPERATIONS_KEY, TRACKING_SECRET, StateProducer
+from tests.stages import wait_for
 
 
 @pytest.fixture

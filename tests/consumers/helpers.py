@@ -1,12 +1,10 @@
-"""Test helpers of the read-model and tracking tests: ParcelState records, a producer for them, waiting."""
+"""Test helpers of the read-model and tracking tests: ParcelState records and a producer for them (waiting on a
+condition: ``tests.stages.wait_for``)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
-import pytest
 from confluent_kafka import Producer
 
 from schemas.codec import default_codec
@@ -15,17 +13,6 @@ from schemas.topics import KEY_PARTITIONER, TopicNames
 BASE_TIME_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 TRACKING_SECRET = "test-tracking-secret"
 OPERATIONS_KEY = "test-operations-key"
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.05)  # polling a condition with a deadline
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def history_entry(index: int, status: str, location: dict[str, Any] | None = None) -> dict[str, Any]:

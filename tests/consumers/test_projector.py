@@ -3,21 +3,19 @@ keeps newer versions, replays to identical content and dead-letters what it cann
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import redis
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from consumers import metrics
 from consumers.projector import Projector
 from consumers.read_model import Keys
 from consumers.settings import ConsumerSettings
-from schemas.codec import default_codec
 from schemas.topics import TopicNames
-from tests.consumers.helpers import StateProducer, parcel_state, wait_for
+from tests.consumers.helpers import StateProducer, parcel_state
+from tests.stages import TopicReader, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -37,27 +35,6 @@ def dump(client: redis.Redis, prefix: str) -> dict[str, Any]:
             value = (kind, client.dump(key))
         content[key.removeprefix(prefix)] = value
     return content
-
-
-def read_dead_letters(bootstrap_servers: str, topics: TopicNames, expected: int) -> list[dict[str, Any]]:
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap_servers, "group.id": f"dl-{uuid.uuid4().hex[:8]}", "log_level": 0}
-    )
-    try:
-        partitions = consumer.list_topics(topics.dead_letters, timeout=10).topics[topics.dead_letters].partitions
-        consumer.assign([TopicPartition(topics.dead_letters, p, OFFSET_BEGINNING) for p in partitions])
-        found: list[dict[str, Any]] = []
-
-        def enough() -> bool:
-            for message in consumer.consume(50, timeout=0.2):
-                if message.error() is None:
-                    found.append(default_codec().decode(message.value(), expect="DeadLetter").value)
-            return len(found) >= expected
-
-        wait_for(enough, 30, f"{expected} dead letters")
-        return found
-    finally:
-        consumer.close()
 
 
 def test_projector_builds_the_read_model_and_indexes(
@@ -149,7 +126,7 @@ def test_replaying_the_topic_into_another_prefix_gives_identical_content(
 
 
 def test_invalid_and_undecodable_records_are_dead_lettered_and_the_projector_goes_on(
-    bootstrap_servers: str,
+    readers: Callable[[str], TopicReader],
     topics: TopicNames,
     consumer_settings: ConsumerSettings,
     state_producer: StateProducer,
@@ -165,7 +142,9 @@ def test_invalid_and_undecodable_records_are_dead_lettered_and_the_projector_goe
     state_producer.flush()
     projector = run_projector(consumer_settings)
 
-    dead_letters = read_dead_letters(bootstrap_servers, topics, 2)
+    reader = readers(topics.dead_letters)
+    wait_for(lambda: reader.poll() >= 2, 30, "2 dead letters")
+    dead_letters = reader.values()
     assert {d["reason_code"] for d in dead_letters} == {"invalid_tracking_number", "undecodable"}
     assert all(d["stage"] == "projector" and d["source_topic"] == topics.parcel_state for d in dead_letters)
     undecodable = next(d for d in dead_letters if d["reason_code"] == "undecodable")

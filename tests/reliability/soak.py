@@ -30,8 +30,7 @@ from producers.simulator import SimulationConfig, simulate
 from producers.simulator.model import AnomalyRates
 from schemas.topics import TopicNames
 from tests.conftest import unique
-from tests.reliability.conftest import StageLauncher
-from tests.reliability.stages import PARTITIONS, StageProcess
+from tests.stages import PARTITIONS, StageLauncher, StageProcess
 
 console = Console(stderr=True)
 MB = 1024 * 1024

@@ -32,8 +32,7 @@ from tests.consumers.helpers import parcel_state
 from tests.consumers.notifier.conftest import WebhookReceiver, status_update
 from tests.producers.gateway.conftest import scan as gateway_scan
 from tests.producers.gateway.conftest import start_server, stop_server
-from tests.reliability.conftest import StageLauncher
-from tests.reliability.stages import TopicReader, wait_for
+from tests.stages import StageLauncher, TopicReader, wait_for
 from tests.streams.builders import HOUR, T0, scan, shipment
 
 pytestmark = pytest.mark.e2e

@@ -17,8 +17,7 @@ from schemas.topics import TopicNames
 from tests.conftest import unique
 from tests.consumers.helpers import StateProducer, parcel_state
 from tests.consumers.notifier.conftest import WebhookReceiver, publish_updates, status_update
-from tests.reliability.conftest import StageLauncher
-from tests.reliability.stages import RedisServer, wait_for
+from tests.stages import RedisServer, StageLauncher, wait_for
 
 pytestmark = pytest.mark.e2e
 

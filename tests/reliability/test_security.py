@@ -24,8 +24,7 @@ from producers.publisher import Publisher
 from producers.simulator import SimulationConfig, simulate
 from schemas.topics import TopicNames
 from tests.consumers.notifier.conftest import WebhookReceiver
-from tests.reliability.conftest import StageLauncher
-from tests.reliability.stages import wait_for
+from tests.stages import StageLauncher, wait_for
 
 EMAIL = "jane.doe.pii@example.com"
 PHONE = "+32 470 12 34 56"

@@ -20,8 +20,7 @@ from producers.simulator.model import Simulation
 from schemas.topics import TopicNames
 from streams.taxonomy import classify
 from tests.consumers.notifier.conftest import WebhookReceiver
-from tests.reliability.conftest import StageLauncher
-from tests.reliability.stages import TopicReader, publish_records, wait_for
+from tests.stages import StageLauncher, TopicReader, publish_records, wait_for
 
 pytestmark = pytest.mark.e2e
 

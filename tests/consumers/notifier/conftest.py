@@ -30,15 +30,6 @@ from schemas.topics import KEY_PARTITIONER, TopicNames
 HANG = -1  # scripted "status": never answer (until the receiver stops)
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-    """Poll a condition with a deadline (no sleeping as synchronisation)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.02)
-
-
 @dataclass
 class Delivery:
     path: str

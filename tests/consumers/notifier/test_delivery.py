@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 from collections import defaultdict
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from consumers.notifier.model import new_subscription
-from schemas.codec import default_codec
-from schemas.topics import TopicNames
+from tests.stages import wait_for
 
-from .conftest import HANG, status_update, wait_until
+from .conftest import HANG, status_update
 
 pytestmark = pytest.mark.integration
 
@@ -32,29 +29,12 @@ def _webhook(stack: Any, receiver: Any, path: str, script: list[int] | None = No
     stack.subscriptions.add(subscription)
 
 
-def _read_dead_letters(bootstrap_servers: str, topics: TopicNames, expected: int) -> list[dict[str, Any]]:
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "unused", "log_level": 0})
-    metadata = consumer.list_topics(topics.dead_letters, timeout=10)
-    partitions = metadata.topics[topics.dead_letters].partitions
-    consumer.assign([TopicPartition(topics.dead_letters, p, 0) for p in partitions])
-    found: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 20
-    try:
-        while len(found) < expected and time.monotonic() < deadline:
-            message = consumer.poll(0.2)
-            if message is not None and not message.error():
-                found.append(default_codec().decode(message.value(), expect="DeadLetter").value)
-    finally:
-        consumer.close()
-    return found
-
-
 def test_retries_with_backoff_then_delivers_once(settings_factory, delivery_stack_factory, webhook_receiver) -> None:
     stack = delivery_stack_factory(settings_factory(notifier_max_retries=4, notifier_retry_base_delay_s=0.1))
     _webhook(stack, webhook_receiver, "/flaky", script=[500, 429, 503])
     assert stack.enqueue_update(status_update("LP1", 1, "InTransit", merchant="shop-1")) == 1
 
-    wait_until(lambda: len(webhook_receiver.delivered("/flaky")) == 1, what="the delivery after three failures")
+    wait_for(lambda: len(webhook_receiver.delivered("/flaky")) == 1, 20, "the delivery after three failures")
     attempts = webhook_receiver.attempts("/flaky")
     assert [a.status for a in attempts] == [500, 429, 503, 200]
     gaps = [later.received - earlier.received for earlier, later in itertools.pairwise(attempts)]
@@ -62,13 +42,13 @@ def test_retries_with_backoff_then_delivers_once(settings_factory, delivery_stac
     assert all(gap >= 0.1 * 2**n for n, gap in enumerate(gaps)), gaps
     assert len({a.idempotency_key for a in attempts}) == 1
     assert all(a.verified for a in attempts)
-    wait_until(lambda: stack.stats.sent == 1, what="the job to be marked delivered")
+    wait_for(lambda: stack.stats.sent == 1, 20, "the job to be marked delivered")
     assert stack.pending() == 0
     assert stack.stats.retried == 3
 
 
 def test_dead_letters_after_last_retry_and_without_retry_on_4xx(
-    settings_factory, delivery_stack_factory, webhook_receiver, bootstrap_servers, topics
+    settings_factory, delivery_stack_factory, webhook_receiver, readers, topics
 ) -> None:
     stack = delivery_stack_factory(settings_factory(notifier_max_retries=2))
     _webhook(stack, webhook_receiver, "/down", script=[503] * 10, target="shop-down")
@@ -76,7 +56,9 @@ def test_dead_letters_after_last_retry_and_without_retry_on_4xx(
     stack.enqueue_update(status_update("LP-DOWN", 1, "Delivered", merchant="shop-down"))
     stack.enqueue_update(status_update("LP-GONE", 1, "Delivered", merchant="shop-gone"))
 
-    dead_letters = _read_dead_letters(bootstrap_servers, topics, expected=2)
+    reader = readers(topics.dead_letters)
+    wait_for(lambda: reader.poll() >= 2, 20, "two dead letters")
+    dead_letters = reader.values()
     by_tracking = {json.loads(d["payload"])["tracking_number"]: d for d in dead_letters}
     assert set(by_tracking) == {"LP-DOWN", "LP-GONE"}
     down, gone = by_tracking["LP-DOWN"], by_tracking["LP-GONE"]
@@ -86,7 +68,7 @@ def test_dead_letters_after_last_retry_and_without_retry_on_4xx(
     assert json.loads(down["payload"])["update_id"] == "LP-DOWN-1"
     assert len(webhook_receiver.attempts("/down")) == 3  # first attempt + 2 retries
     assert len(webhook_receiver.attempts("/gone")) == 1  # 4xx: no retry
-    wait_until(lambda: stack.pending() == 0, what="dead-lettered jobs to be done")
+    wait_for(lambda: stack.pending() == 0, 20, "dead-lettered jobs to be done")
 
 
 def test_dead_endpoint_does_not_delay_a_healthy_one(settings_factory, delivery_stack_factory, webhook_receiver) -> None:
@@ -104,7 +86,7 @@ def test_dead_endpoint_does_not_delay_a_healthy_one(settings_factory, delivery_s
         for parcel in parcels:
             stack.enqueue_update(status_update(parcel, sequence, "InTransit", merchant="shop-1"))
 
-    wait_until(lambda: stack.stats.sent == 16, what="every healthy delivery")
+    wait_for(lambda: stack.stats.sent == 16, 20, "every healthy delivery")
     assert len(webhook_receiver.delivered("/healthy")) == 16
     # The dead endpoints are still retrying their first jobs: nothing of theirs is done.
     assert stack.pending() == 32
@@ -123,7 +105,7 @@ def test_each_parcels_updates_arrive_in_sequence_order(
         for parcel in ("LP-A", "LP-B", "LP-C"):
             stack.enqueue_update(status_update(parcel, sequence, status, merchant="shop-1"))
 
-    wait_until(lambda: len(webhook_receiver.delivered("/ordered")) == 18, what="all ordered deliveries")
+    wait_for(lambda: len(webhook_receiver.delivered("/ordered")) == 18, 20, "all ordered deliveries")
     sequences: dict[str, list[int]] = defaultdict(list)
     for delivery in webhook_receiver.delivered("/ordered"):
         sequences[delivery.body["tracking_number"]].append(delivery.body["sequence"])
@@ -141,7 +123,7 @@ def test_email_arrives_in_the_subscribers_language(settings_factory, delivery_st
         )
     stack.enqueue_update(status_update("LP-MAIL", 3, "OutForDelivery"))
 
-    wait_until(lambda: len(mailbox.messages) == 2, what="two e-mails")
+    wait_for(lambda: len(mailbox.messages) == 2, 20, "two e-mails")
     by_recipient = {message["To"]: message for message in mailbox.messages}
     french, chinese = by_recipient["client@example.fr"], by_recipient["kehu@example.cn"]
     assert french["Subject"] == "Colis LP-MAIL : En cours de livraison"

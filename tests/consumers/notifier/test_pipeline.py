@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 from collections import Counter
-from pathlib import Path
-from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -18,13 +12,12 @@ from consumers.notifier.model import new_subscription
 from consumers.notifier.service import NotifierSummary, run_notifier
 from consumers.notifier.settings import NotifierSettings
 from consumers.notifier.store import SubscriptionStore
-from schemas.codec import default_codec
 from schemas.topics import KEY_PARTITIONER
+from tests.stages import python_command, wait_for
 
-from .conftest import publish_updates, status_update, wait_until
+from .conftest import publish_updates, status_update
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def _run_in_background(settings: NotifierSettings) -> tuple[threading.Event, threading.Thread, list[NotifierSummary]]:
@@ -53,16 +46,12 @@ def _group_caught_up(settings: NotifierSettings, topic: str, records: int) -> bo
         probe.close()
 
 
-def _env(settings: NotifierSettings, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    for name, value in settings.model_dump().items():
-        env[f"PARCELSTREAM_{name.upper()}"] = str(value)
-    env.update(extra)
-    return env
+def _env(settings: NotifierSettings) -> dict[str, str]:
+    return {f"PARCELSTREAM_{name.upper()}": str(value) for name, value in settings.model_dump().items()}
 
 
 def test_exactly_one_delivery_per_update_across_sigterm_restart_and_replay(
-    settings_factory, webhook_receiver, redis_url, bootstrap_servers, topics
+    settings_factory, webhook_receiver, redis_url, bootstrap_servers, topics, stages
 ) -> None:
     settings = settings_factory(notifier_session_timeout_ms=6000, notifier_rate_per_endpoint=5.0)
     import redis
@@ -83,33 +72,21 @@ def test_exactly_one_delivery_per_update_across_sigterm_restart_and_replay(
     records = len(updates) + len(duplicates) + len(other_merchant) + 1
 
     # Run 1: the CLI in its own process, stopped by SIGTERM mid-way (the rate limit keeps it slow).
-    process = subprocess.Popen(
-        [sys.executable, "-m", "consumers.notifier.cli", "notifier"],
-        cwd=ROOT,
-        env=_env(settings),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_until(lambda: len(webhook_receiver.delivered("/hooks")) >= 3, timeout=40, what="first deliveries")
-        process.send_signal(signal.SIGTERM)
-        _out, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, err
-    assert "notifier stopped:" in err
+    process = stages.start("notifier", python_command("consumers.notifier.cli", "notifier"), _env(settings))
+    wait_for(lambda: len(webhook_receiver.delivered("/hooks")) >= 3, 40, "first deliveries", [process])
+    assert process.stop(timeout=30) == 0, process.log_tail()  # SIGTERM (SIGKILL after 30 s)
+    assert "notifier stopped:" in process.log_text()
     delivered_by_first_run = len(webhook_receiver.delivered("/hooks"))
     assert delivered_by_first_run < len(updates), "the first run should have been stopped mid-way"
 
     # Run 2: same group, picks up what is left.
     stop, thread, _ = _run_in_background(settings)
     try:
-        wait_until(lambda: len(webhook_receiver.delivered("/hooks")) >= len(updates), timeout=40, what="all deliveries")
-        wait_until(
-            lambda: _group_caught_up(settings, topics.status_updates, records), what="the group to commit everything"
+        wait_for(lambda: len(webhook_receiver.delivered("/hooks")) >= len(updates), timeout=40, what="all deliveries")
+        wait_for(
+            lambda: _group_caught_up(settings, topics.status_updates, records),
+            timeout=20,
+            what="the group to commit everything",
         )
     finally:
         _stop(stop, thread)
@@ -118,7 +95,7 @@ def test_exactly_one_delivery_per_update_across_sigterm_restart_and_replay(
     replay = settings.model_copy(update={"notifier_group_id": settings.notifier_group_id + "-replay"})
     stop, thread, summaries = _run_in_background(replay)
     try:
-        wait_until(
+        wait_for(
             lambda: _group_caught_up(replay, topics.status_updates, records), timeout=40, what="the replay to finish"
         )
     finally:
@@ -135,7 +112,7 @@ def test_exactly_one_delivery_per_update_across_sigterm_restart_and_replay(
 
 
 def test_undecodable_record_goes_to_dead_letters_and_the_rest_goes_on(
-    settings_factory, webhook_receiver, redis_url, bootstrap_servers, topics
+    settings_factory, webhook_receiver, redis_url, bootstrap_servers, topics, readers
 ) -> None:
     settings = settings_factory(notifier_session_timeout_ms=6000)
     import redis
@@ -153,26 +130,13 @@ def test_undecodable_record_goes_to_dead_letters_and_the_rest_goes_on(
 
     stop, thread, _ = _run_in_background(settings)
     try:
-        wait_until(lambda: len(webhook_receiver.delivered("/parcel")) == 1, timeout=40, what="the good update")
+        wait_for(lambda: len(webhook_receiver.delivered("/parcel")) == 1, timeout=40, what="the good update")
     finally:
         _stop(stop, thread)
 
-    reader = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "unused", "log_level": 0})
-    partitions = reader.list_topics(topics.dead_letters, timeout=10).topics[topics.dead_letters].partitions
-    reader.assign([TopicPartition(topics.dead_letters, p, 0) for p in partitions])
-    found: list[dict[str, Any]] = []
-    try:
-        wait_until(lambda: _poll_into(reader, found), what="the dead letter")
-    finally:
-        reader.close()
-    (dead_letter,) = found
+    reader = readers(topics.dead_letters)
+    wait_for(lambda: reader.poll() >= 1, 20, "the dead letter")
+    (dead_letter,) = reader.values()
     assert dead_letter["stage"] == "notifier"
     assert dead_letter["reason_code"] == "unknown_schema_id"
     assert dead_letter["source_topic"] == topics.status_updates and dead_letter["key"] == b"LP-OK"
-
-
-def _poll_into(reader: Consumer, found: list[dict[str, Any]]) -> bool:
-    message = reader.poll(0.2)
-    if message is not None and not message.error():
-        found.append(default_codec().decode(message.value(), expect="DeadLetter").value)
-    return bool(found)

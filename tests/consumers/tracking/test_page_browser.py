@@ -14,7 +14,8 @@ from consumers.projector import Projector
 from consumers.read_model import Keys
 from consumers.settings import ConsumerSettings
 from consumers.tracking.tokens import mint_token
-from tests.consumers.helpers import TRACKING_SECRET, StateProducer, parcel_state, wait_for
+from tests.consumers.helpers import TRACKING_SECRET, StateProducer, parcel_state
+from tests.stages import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,7 @@
-"""Stage processes for the reliability tests: the worker, projector, notifier and a private Redis,
-each a real OS process with its own log file, stopped in ``finally`` by the fixtures; plus readers of
-whole topics (``assign()``, no group join) and a condition poller."""
+"""Stage processes for the integration tests: the worker, projector, notifier and a private Redis, each a
+real OS process with its own log file, started by ``StageLauncher`` (the ``stages`` fixture of
+``tests/conftest.py``, which stops them after the test); readers of whole topics (``assign()``, no group
+join; the ``readers`` fixture) and a condition poller that fails with the processes' log tails."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,13 @@ import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from deploy.embedded import free_port
 from producers.publisher import Publisher
 from schemas.codec import default_codec
 from schemas.topics import TopicNames
 from tests.conftest import unique
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 PARTITIONS = 4
 CODEC = default_codec()
 
@@ -86,6 +88,20 @@ class StageProcess:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
         )
 
+    def owned_partitions(self, topic: str) -> set[int]:
+        """Partitions of ``topic`` this worker reports a consumer lag for (its assignment); none while its
+        /metrics page does not answer yet."""
+        try:
+            text = self.metrics_text()
+        except httpx.HTTPError:
+            return set()
+        return {
+            int(sample.labels["partition"])
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "parcelstream_consumer_lag" and sample.labels.get("topic") == topic
+        }
+
     def rss_bytes(self) -> int:
         """Resident memory of the process (Linux /proc)."""
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -94,48 +110,161 @@ class StageProcess:
         return 0
 
 
+def python_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", *args]
+
+
+@dataclass
+class StageLauncher:
+    """Starts stage processes on the caller's topic prefix, Redis prefix and fresh consumer groups;
+    ``stop_all`` (run by the ``stages`` fixture) stops every one still running."""
+
+    bootstrap_servers: str
+    log_dir: Path
+    started: list[StageProcess] = field(default_factory=list)
+
+    def start(
+        self, name: str, command: list[str], env: Mapping[str, str] | None = None, metrics_port: int = 0
+    ) -> StageProcess:
+        """Any command as a stage process, logging to ``<log_dir>/<name>-<n>.log``."""
+        log_path = self.log_dir / f"{name}-{len(self.started)}.log"
+        process = StageProcess(name, command, log_path, env, metrics_port)
+        self.started.append(process)
+        return process
+
+    def worker(
+        self,
+        topics: TopicNames,
+        name: str = "worker",
+        clock_speed: float = 1.0,
+        log_level: str = "info",
+        commit_interval: float | None = None,
+    ) -> StageProcess:
+        """A stream-processor worker; its state lives in ``<log_dir>/<name>-data``, so a worker started
+        again under the same name finds its local tables. ``commit_interval``: seconds between its
+        offset commits (default: the worker's)."""
+        metrics_port = free_port()
+        command = python_command(
+            "streams",
+            "worker",
+            "--bootstrap-servers",
+            self.bootstrap_servers,
+            "--topic-prefix",
+            topics.prefix,
+            "--partitions",
+            str(PARTITIONS),
+            "--clock-speed",
+            str(clock_speed),
+            "--metrics-port",
+            str(metrics_port),
+            "--data-dir",
+            str(self.log_dir / f"{name}-data"),
+            "--log-level",
+            log_level,
+        )
+        env = {} if commit_interval is None else {"PARCELSTREAM_COMMIT_INTERVAL": str(commit_interval)}
+        return self.start(name, command, env, metrics_port)
+
+    def projector(self, topics: TopicNames, redis_url: str, redis_prefix: str, name: str = "projector") -> StageProcess:
+        metrics_port = free_port()
+        command = python_command(
+            "consumers",
+            "projector",
+            "--bootstrap-servers",
+            self.bootstrap_servers,
+            "--topic-prefix",
+            topics.prefix,
+            "--redis-url",
+            redis_url,
+            "--redis-prefix",
+            redis_prefix,
+            "--group-id",
+            unique("projector"),
+            "--metrics-port",
+            str(metrics_port),
+        )
+        return self.start(name, command, {}, metrics_port)
+
+    def notifier(
+        self,
+        topics: TopicNames,
+        redis_url: str,
+        redis_prefix: str,
+        name: str = "notifier",
+        group_id: str | None = None,
+        **settings: str,
+    ) -> StageProcess:
+        """``settings`` are NotifierSettings fields (as PARCELSTREAM_* variables), e.g. notifier_max_retries="2"."""
+        metrics_port = free_port()
+        env = {
+            "PARCELSTREAM_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "PARCELSTREAM_TOPIC_PREFIX": topics.prefix,
+            "PARCELSTREAM_REDIS_URL": redis_url,
+            "PARCELSTREAM_REDIS_PREFIX": redis_prefix,
+            "PARCELSTREAM_NOTIFIER_GROUP_ID": group_id or unique("notifier"),
+            "PARCELSTREAM_NOTIFIER_METRICS_PORT": str(metrics_port),
+            "PARCELSTREAM_NOTIFIER_SESSION_TIMEOUT_MS": "6000",
+            "PARCELSTREAM_NOTIFIER_RATE_PER_ENDPOINT": "1000",
+            "PARCELSTREAM_NOTIFIER_RETRY_BASE_DELAY_S": "0.2",
+            "PARCELSTREAM_NOTIFIER_REQUEST_TIMEOUT_S": "5",
+        }
+        env.update({f"PARCELSTREAM_{key.upper()}": value for key, value in settings.items()})
+        return self.start(name, python_command("consumers", "notifier"), env, metrics_port)
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            process.stop()
+
+
 class StageFailedError(AssertionError):
     pass
 
 
 def wait_for(
-    condition: Callable[[], Any], timeout: float, what: str, processes: list[StageProcess] | None = None
+    condition: Callable[[], Any],
+    timeout: float,
+    what: str,
+    processes: Sequence[StageProcess] = (),
+    describe: Callable[[], str] | None = None,
 ) -> Any:
-    """Poll ``condition`` until truthy; fail (with the processes' log tails) on timeout or if one dies."""
+    """Poll ``condition`` until truthy and return its value; fail (with the processes' log tails) on
+    timeout or if one of ``processes`` dies. ``describe`` adds what was seen instead to the timeout message."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = condition()
         if result:
             return result
-        for process in processes or []:
+        for process in processes:
             if not process.alive:
                 raise StageFailedError(
                     f"{process.name} exited ({process.process.returncode}) while waiting for {what}\n"
                     + process.log_tail()
                 )
         time.sleep(0.2)  # polling a condition with a deadline
-    logs = "\n".join(process.log_tail() for process in processes or [])
-    raise StageFailedError(f"timed out after {timeout:.0f} s waiting for {what}\n{logs}")
+    seen = f": {describe()}" if describe is not None else ""
+    logs = "\n".join(process.log_tail() for process in processes)
+    raise StageFailedError(f"timed out after {timeout:.0f} s waiting for {what}{seen}\n{logs}")
 
 
 class TopicReader:
-    """Reads a whole topic from the beginning with assign() (no consumer-group join)."""
+    """Reads a whole topic (every partition) from the beginning with assign() (no consumer-group join)."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, partitions: int = PARTITIONS) -> None:
+    def __init__(self, bootstrap_servers: str, topic: str) -> None:
         self.topic = topic
         self.consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap_servers,
-                "group.id": unique("reader"),
+                "group.id": unique("reader"),  # required by the client; assign() joins no group
                 "enable.auto.commit": False,
                 "log_level": 0,
                 "fetch.message.max.bytes": 10_000_000,
                 "enable.partition.eof": True,
             }
         )
-        self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+        partitions = sorted(self.consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+        self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         self.records: list[tuple[bytes | None, dict[str, Any]]] = []
-        self.at_end = dict.fromkeys(range(partitions), False)
+        self.at_end = dict.fromkeys(partitions, False)
 
     def poll(self, timeout: float = 10.0) -> int:
         """Read until every partition reports its end; returns the number of records read so far.
@@ -237,7 +366,3 @@ class RedisServer:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
-
-
-def python_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", *args]
