@@ -126,7 +126,8 @@ def tracking_command(
         typer.Option(help="API key of /v1/operations/* (env PARCELSTREAM_OPERATIONS_KEY; default none: disabled)."),
     ] = None,
 ) -> None:
-    """Serve the tracking API, live updates and the customer tracking page (with /metrics, /healthz)."""
+    """Serve the tracking API, live updates, the customer tracking page and the merchants' subscriptions API
+    (with /metrics, /healthz)."""
     import uvicorn
 
     from consumers.tracking.app import create_app

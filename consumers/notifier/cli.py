@@ -1,4 +1,5 @@
-"""Notifier commands: ``parcelstream notifier`` and ``parcelstream subscriptions add|list|remove|test``.
+"""Notifier commands: ``parcelstream notifier``, ``parcelstream subscriptions add|list|remove|test`` and
+``parcelstream merchant-keys create|list|revoke`` (the keys of the subscriptions API).
 
 Options default to the ``PARCELSTREAM_*`` environment variables (see ``NotifierSettings``).
 """
@@ -10,6 +11,7 @@ import logging
 import signal
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import httpx
@@ -18,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
+from consumers.notifier.merchant_keys import MerchantKeyError, MerchantKeyStore
 from consumers.notifier.messages import LANGUAGES, SAMPLE_UPDATE
 from consumers.notifier.model import SubscriptionError, jobs_for_update, mask_address, new_subscription
 from consumers.notifier.policy import Verdict
@@ -33,6 +36,11 @@ subscriptions_app = typer.Typer(
     help="Who gets notified of which parcels' status changes: webhooks and e-mail.", no_args_is_help=True
 )
 app.add_typer(subscriptions_app, name="subscriptions")
+merchant_keys_app = typer.Typer(
+    help="Merchants' API keys for the subscriptions API of the tracking service (stored hashed in Redis).",
+    no_args_is_help=True,
+)
+app.add_typer(merchant_keys_app, name="merchant-keys")
 
 REDIS_URL_HELP = "Redis URL (env PARCELSTREAM_REDIS_URL; default redis://127.0.0.1:6379/0)."
 REDIS_PREFIX_HELP = "Redis key prefix (env PARCELSTREAM_REDIS_PREFIX; default parcelstream)."
@@ -47,13 +55,30 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _store(settings: NotifierSettings) -> SubscriptionStore:
+def _redis(settings: NotifierSettings) -> redis.Redis:
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=5)
     try:
         client.ping()
     except redis.RedisError as error:
         raise _fail(f"Redis at {settings.redis_url} does not answer ({error})") from None
-    return SubscriptionStore(client, settings.redis_prefix)
+    return client
+
+
+def _store(settings: NotifierSettings) -> SubscriptionStore:
+    return SubscriptionStore(_redis(settings), settings.redis_prefix)
+
+
+def _key_store(redis_url: str | None, redis_prefix: str | None) -> MerchantKeyStore:
+    settings = _settings(redis_url=redis_url, redis_prefix=redis_prefix)
+    return MerchantKeyStore(_redis(settings), settings.redis_prefix)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _time(ms: int | None) -> str:
+    return "" if ms is None else datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @subscriptions_app.command("add")
@@ -160,6 +185,60 @@ def test(
     if result.verdict is not Verdict.SENT:
         raise _fail(f"test delivery to {mask_address(job.channel, job.address)} failed: {result.detail}")
     console.print(f"test delivery to {mask_address(job.channel, job.address)} succeeded ({result.detail})")
+
+
+@merchant_keys_app.command("create")
+def merchant_keys_create(
+    merchant: str = typer.Option(..., help="The merchant, exactly as in its parcels' data (e.g. 'Gaufres & Co')."),
+    redis_url: str | None = typer.Option(None, help=REDIS_URL_HELP),
+    redis_prefix: str | None = typer.Option(None, help=REDIS_PREFIX_HELP),
+) -> None:
+    """Create an API key for a merchant. The key is printed once and stored only as a hash."""
+    try:
+        issued = _key_store(redis_url, redis_prefix).create(merchant, _now_ms())
+    except MerchantKeyError as error:
+        raise _fail(str(error)) from None
+    console.print(
+        f"created key {issued.merchant_key.key_id} for merchant {issued.merchant_key.merchant!r}. "
+        "Give the merchant this key now: it is not shown again.",
+        highlight=False,
+    )
+    typer.echo(issued.key)  # plain, never wrapped: scripts read it
+
+
+@merchant_keys_app.command("list")
+def merchant_keys_list(
+    merchant: str | None = typer.Option(None, help="Only this merchant's keys."),
+    redis_url: str | None = typer.Option(None, help=REDIS_URL_HELP),
+    redis_prefix: str | None = typer.Option(None, help=REDIS_PREFIX_HELP),
+) -> None:
+    """List merchant API keys (ids, merchants, state); the keys themselves are never stored."""
+    keys = _key_store(redis_url, redis_prefix).list()
+    if merchant is not None:
+        keys = [key for key in keys if key.merchant == merchant.strip()]
+    table = Table("merchant", "created", "state")
+    table.columns.insert(0, Column("key id", no_wrap=True, min_width=16))
+    for key in keys:
+        state = "active" if key.active else f"revoked {_time(key.revoked_ms)}"
+        table.add_row(key.key_id, key.merchant, _time(key.created_ms), state)
+    out.print(table)
+    console.print(f"{len(keys)} key(s), {sum(key.active for key in keys)} active")
+
+
+@merchant_keys_app.command("revoke")
+def merchant_keys_revoke(
+    key_id: str = typer.Argument(..., help="Id of the key (see `merchant-keys list`)."),
+    redis_url: str | None = typer.Option(None, help=REDIS_URL_HELP),
+    redis_prefix: str | None = typer.Option(None, help=REDIS_PREFIX_HELP),
+) -> None:
+    """Revoke a merchant API key: from now on requests with it get 401 (its subscriptions stay)."""
+    try:
+        revoked = _key_store(redis_url, redis_prefix).revoke(key_id, _now_ms())
+    except MerchantKeyError as error:
+        raise _fail(str(error)) from None
+    console.print(
+        f"revoked key {revoked.key_id} of merchant {revoked.merchant!r} at {_time(revoked.revoked_ms)}", highlight=False
+    )
 
 
 def _sample_status(statuses: frozenset[str]) -> str:

@@ -23,7 +23,12 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class SubscriptionError(ValueError):
-    """A subscription that cannot be created as asked; the message says which field is wrong."""
+    """A subscription that cannot be created as asked; ``field`` names the argument of ``new_subscription``
+    that is wrong (the HTTP API turns it into a field path), the message says why."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -89,26 +94,27 @@ def new_subscription(
 ) -> Subscription:
     """Validate the user's input and build a subscription; a webhook without a secret gets a random one."""
     if scope not in SCOPES:
-        raise SubscriptionError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
+        raise SubscriptionError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}", "scope")
     if not target.strip():
-        raise SubscriptionError(f"a {scope} subscription needs a {scope.replace('_', ' ')}")
+        raise SubscriptionError(f"a {scope} subscription needs a {scope.replace('_', ' ')}", "target")
     if channel not in CHANNELS:
-        raise SubscriptionError(f"channel must be one of {', '.join(CHANNELS)}, not {channel!r}")
+        raise SubscriptionError(f"channel must be one of {', '.join(CHANNELS)}, not {channel!r}", "channel")
     if channel == "webhook":
         parts = urlsplit(address)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise SubscriptionError("the webhook URL must be an absolute http:// or https:// URL")
+        has_blanks = any(c.isspace() or not c.isprintable() for c in address)
+        if parts.scheme not in ("http", "https") or not parts.netloc or has_blanks:
+            raise SubscriptionError("the webhook URL must be an absolute http(s):// URL without spaces", "address")
         secret = secret or secrets.token_urlsafe(32)
     else:
         if not _EMAIL.match(address):
-            raise SubscriptionError("the e-mail address is not valid")
+            raise SubscriptionError("the e-mail address is not valid", "address")
         secret = ""
     if language not in LANGUAGES:
-        raise SubscriptionError(f"language must be one of {', '.join(LANGUAGES)}, not {language!r}")
+        raise SubscriptionError(f"language must be one of {', '.join(LANGUAGES)}, not {language!r}", "language")
     wanted = frozenset(statuses)
     unknown = sorted(wanted - set(STATUSES))
     if unknown:
-        raise SubscriptionError(f"unknown status {', '.join(unknown)}; known: {', '.join(STATUSES)}")
+        raise SubscriptionError(f"unknown status {', '.join(unknown)}; known: {', '.join(STATUSES)}", "statuses")
     return Subscription(
         subscription_id=uuid.uuid4().hex[:16],
         scope=scope,  # type: ignore[arg-type]

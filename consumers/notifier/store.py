@@ -3,6 +3,8 @@
 Keys, all under ``<prefix>:notifier:``:
 
 - ``sub:<id>`` subscription JSON; ``subs:all``, ``subs:merchant:<m>``, ``subs:tracking_number:<tn>`` id sets
+- ``merchant-key:<key id>`` a merchant API key (merchant, SHA-256 of its secret, created/revoked times);
+  ``merchant-keys`` the key ids (``merchant_keys.py``)
 - ``idem:<key>`` state of a notification: ``queued``, then ``delivered`` or ``dead_lettered``. Set with
   NX together with the job (one Lua script), so a replayed or duplicated update never enqueues twice.
 - ``job:<key>`` the job JSON while it is pending
@@ -82,6 +84,12 @@ class Keys:
     def subscriptions_of(self, scope: str, target: str) -> str:
         return f"{self.base}subs:{scope}:{target}"
 
+    def merchant_key(self, key_id: str) -> str:
+        return f"{self.base}merchant-key:{key_id}"
+
+    def merchant_keys(self) -> str:
+        return f"{self.base}merchant-keys"
+
     def idempotency(self, job_id: str) -> str:
         return f"{self.base}idem:{job_id}"
 
@@ -141,6 +149,13 @@ class SubscriptionStore:
 
     def all(self) -> list[Subscription]:
         return self._load(self.client.smembers(self.keys.subscriptions_all()))  # type: ignore[arg-type]
+
+    def of(self, scope: str, target: str) -> list[Subscription]:
+        """The subscriptions of one merchant or one tracking number."""
+        return self._load(self.client.smembers(self.keys.subscriptions_of(scope, target)))  # type: ignore[arg-type]
+
+    def count_of(self, scope: str, target: str) -> int:
+        return int(self.client.scard(self.keys.subscriptions_of(scope, target)))  # type: ignore[arg-type]
 
     def for_update(self, merchant: str | None, tracking_number: str) -> list[Subscription]:
         """Candidates for one update (status filters are applied by ``model.matching_subscriptions``)."""

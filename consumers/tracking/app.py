@@ -1,5 +1,7 @@
 """The tracking service (FastAPI): customers' parcel look-ups, live updates (SSE) and tracking page,
-the operations summary, ``/metrics`` and ``/healthz``. Reads the Redis read model only.
+the operations summary, ``/metrics`` and ``/healthz``; these read the Redis read model only. It also
+serves the merchants' subscriptions API (``consumers/notifier/api.py``), which manages the notifier's
+subscriptions in the same Redis.
 
 Against enumeration: a look-up needs the parcel's destination postcode or a signed link token. An
 unknown parcel, a wrong postcode, a wrong token and no credentials all get the same 404 body after
@@ -24,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
 from consumers import metrics
+from consumers.notifier.api import SubscriptionsApi
 from consumers.read_model import (
     OPEN_SLA_KINDS,
     TRACKING_NUMBER_RULE,
@@ -123,6 +126,7 @@ def create_app(settings: ConsumerSettings) -> FastAPI:
     # Without a configured secret tokens never verify, but the check still costs the same.
     token_secret = settings.tracking_secret or secrets.token_hex(32)
     tokens_enabled = bool(settings.tracking_secret)
+    subscriptions_api = SubscriptionsApi(settings.redis_url, settings.redis_prefix)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -133,13 +137,15 @@ def create_app(settings: ConsumerSettings) -> FastAPI:
         finally:
             metrics.WORKER_UP.labels(STAGE).set(0)
             await app.state.redis.aclose()
+            subscriptions_api.close()
 
     app = FastAPI(
         title="parcelstream tracking",
-        version="1.0.0",
+        version="1.1.0",
         description=(
-            "Parcel tracking for customers (postcode or signed link token) and operations (API key). "
-            "Tracking numbers are " + TRACKING_NUMBER_RULE + "."
+            "Parcel tracking for customers (postcode or signed link token) and operations (API key), "
+            "and merchants' notification subscriptions (merchant API key, `parcelstream merchant-keys create`; "
+            "see docs/webhooks.md). Tracking numbers are " + TRACKING_NUMBER_RULE + "."
         ),
         lifespan=lifespan,
     )
@@ -230,6 +236,7 @@ def create_app(settings: ConsumerSettings) -> FastAPI:
             open_breaches=sum(n for flag, n in open_sla.items() if flag.endswith(":breach")),
         )
 
+    subscriptions_api.install(app)
     _add_page_and_service_routes(app)
 
     return app

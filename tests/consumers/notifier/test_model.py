@@ -60,21 +60,24 @@ def test_job_and_subscription_survive_json() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "message", "field"),
     [
-        ({"scope": "country"}, "scope"),
-        ({"target": " "}, "needs a merchant"),
-        ({"address": "ftp://x"}, "http"),
-        ({"channel": "email", "address": "not-an-address"}, "e-mail"),
-        ({"language": "de"}, "language"),
-        ({"statuses": ["Lost"]}, "unknown status Lost"),
+        ({"scope": "country"}, "scope", "scope"),
+        ({"target": " "}, "needs a merchant", "target"),
+        ({"address": "ftp://x"}, "http", "address"),
+        ({"address": "https://h/a b"}, "http", "address"),
+        ({"address": "https://h/\r\nX-Injected: 1"}, "http", "address"),
+        ({"channel": "email", "address": "not-an-address"}, "e-mail", "address"),
+        ({"language": "de"}, "language", "language"),
+        ({"statuses": ["Lost"]}, "unknown status Lost", "statuses"),
     ],
 )
-def test_invalid_subscriptions_are_refused_with_the_reason(kwargs: dict[str, object], message: str) -> None:
+def test_invalid_subscriptions_are_refused_with_the_reason(kwargs: dict[str, object], message: str, field: str) -> None:
     values: dict[str, object] = {"scope": "merchant", "target": "shop", "channel": "webhook", "address": "http://h/x"}
     values.update(kwargs)
-    with pytest.raises(SubscriptionError, match=message):
+    with pytest.raises(SubscriptionError, match=message) as refused:
         new_subscription(**values)  # type: ignore[arg-type]
+    assert refused.value.field == field  # the HTTP API reports it as the field path
 
 
 def test_webhooks_get_a_random_secret_and_descriptions_hide_addresses() -> None:
