@@ -39,6 +39,9 @@ class WorkerSettings(SlaSettings):
     much latency at low load)."""
     state_cache_size: int = Field(50_000, ge=0)
     """Decoded parcels and units kept between batches (cleared on every rebalance); 0 turns it off."""
+    fetch_max_wait: float = Field(0.1, gt=0, le=30)
+    """Seconds a fetch may wait on the broker for data. Apache Kafka answers as soon as data arrives,
+    so there it only bounds idle polling; Tansu waits it out, so it adds up to this much latency."""
     commit_interval: float = Field(2.8, gt=0)
     """Seconds between two commits of the processed input offsets (Faust's default 2.8). A restart
     replays at most this much input (outputs are idempotent), so it trades replay for commits."""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from streams.app import create_app
+from streams.settings import WorkerSettings
 from streams.transport import EndOffsetsError, fetched_end_offsets
 from tests.conftest import unique
 
@@ -50,3 +54,16 @@ def test_a_right_answer_is_kept(bootstrap_servers: str) -> None:
 def test_an_unreachable_broker_is_a_clear_error() -> None:
     with pytest.raises(EndOffsetsError, match="no fetch answer within 1 s"):
         fetched_end_offsets("127.0.0.1:1", {("changelog", 0): 5}, timeout=1.0)
+
+
+def test_the_workers_fetch_long_poll_is_its_setting_not_fausts_fixed_one() -> None:
+    async def fetch_max_wait_ms(settings: WorkerSettings) -> int:
+        app = create_app(settings)
+        consumer = app.consumer._thread._create_worker_consumer(app.transport)
+        try:
+            return int(consumer._fetch_max_wait_ms)
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(fetch_max_wait_ms(WorkerSettings(topic_prefix=unique("t"), fetch_max_wait=0.05))) == 50
+    assert asyncio.run(fetch_max_wait_ms(WorkerSettings(topic_prefix=unique("t")))) == 100
