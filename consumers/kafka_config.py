@@ -1,6 +1,6 @@
-"""Settings of the consumers' Kafka producers (the projector's and the notifier's dead letters): the
-reliable producer of the pipeline, as ``producers/publisher.py`` configures its own (consumers do not
-import producers/)."""
+"""Kafka client settings shared by the consumers' stages: their group consumers, and their
+dead-letter producers (the reliable producer of the pipeline, as ``producers/publisher.py``
+configures its own; consumers do not import producers/)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,27 @@ def producer_config(bootstrap_servers: str, **overrides: Any) -> dict[str, Any]:
         "acks": "all",
         "partitioner": KEY_PARTITIONER,
         "linger.ms": 5,
+        "log_level": 3,
+    }
+    config.update(overrides)
+    return config
+
+
+#: Milliseconds a fetch may wait on the broker for data. Apache Kafka answers as soon as data arrives;
+#: Tansu (the embedded broker) holds a fetch for the whole wait, so librdkafka's 500 ms default
+#: would be added to every tracking update's latency there.
+FETCH_MAX_WAIT_MS = 100
+
+
+def consumer_config(bootstrap_servers: str, group_id: str, **overrides: Any) -> dict[str, Any]:
+    """A group consumer that commits its offsets itself (after the work is stored) and starts at the
+    beginning of a partition it has no offset for."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap_servers,
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "fetch.wait.max.ms": FETCH_MAX_WAIT_MS,
         "log_level": 3,
     }
     config.update(overrides)

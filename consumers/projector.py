@@ -19,7 +19,7 @@ import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from consumers import metrics
-from consumers.producer_config import producer_config
+from consumers.kafka_config import consumer_config, producer_config
 from consumers.read_model import (
     InvalidRecordError,
     Keys,
@@ -121,17 +121,13 @@ class DeadLetterSink:
             raise ProjectorError(f"dead letters were not accepted by the broker ({detail}); offsets not committed")
 
 
-def consumer_config(settings: ConsumerSettings) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "group.id": settings.projector_group_id,
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-        # Short session: a restarted projector gets its partitions back quickly.
-        "session.timeout.ms": 6000,
-        "heartbeat.interval.ms": 1000,
-        "log_level": 3,
-    }
+def projector_consumer_config(settings: ConsumerSettings) -> dict[str, Any]:
+    # Short session: a restarted projector gets its partitions back quickly.
+    return consumer_config(
+        settings.bootstrap_servers,
+        settings.projector_group_id,
+        **{"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000},
+    )
 
 
 class Projector:
@@ -156,7 +152,7 @@ class Projector:
 
     def run(self, stop: threading.Event) -> ProjectorStats:
         topic = self.settings.topics.parcel_state
-        consumer = Consumer(consumer_config(self.settings))
+        consumer = Consumer(projector_consumer_config(self.settings))
         dead_letters = DeadLetterSink(self.settings.bootstrap_servers, self.settings.topics.dead_letters, self.codec)
         consumer.subscribe([topic])
         metrics.WORKER_UP.labels(STAGE).set(1)

@@ -17,6 +17,7 @@ from typing import Any
 import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from consumers.kafka_config import consumer_config
 from consumers.metrics import NOTIFICATIONS
 from consumers.notifier.dead_letters import DeadLetterError, DeadLetterProducer
 from consumers.notifier.model import jobs_for_update
@@ -57,14 +58,7 @@ class UpdateConsumer:
         self.clock = clock
         self.batch_size = batch_size
         self.stats = ConsumerStats()
-        self.config: dict[str, Any] = {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": group_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "log_level": 3,
-            **(consumer_overrides or {}),
-        }
+        self.config: dict[str, Any] = consumer_config(bootstrap_servers, group_id, **(consumer_overrides or {}))
 
     def handle(self, message: Message) -> None:
         """Turn one record into outbox jobs, or a dead letter when it is not a StatusUpdate."""

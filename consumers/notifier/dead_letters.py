@@ -6,8 +6,8 @@ import threading
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from consumers.kafka_config import producer_config
 from consumers.metrics import DEAD_LETTERS
-from consumers.producer_config import producer_config
 from schemas.codec import Codec, default_codec
 from schemas.dead_letters import dead_letter_record
 

@@ -1,9 +1,10 @@
-"""The consumers' dead-letter producers are the pipeline's reliable producer: idempotent, acks=all and
-keys hashed as Faust hashes them (else a dead letter's key lands in another partition than its record's)."""
+"""The consumers' Kafka settings: their dead-letter producers are the pipeline's reliable producer
+(idempotent, acks=all, keys hashed as Faust hashes them, else a dead letter's key lands in another
+partition than its record's); their group consumers commit themselves and poll briefly."""
 
 from __future__ import annotations
 
-from consumers.producer_config import producer_config
+from consumers.kafka_config import FETCH_MAX_WAIT_MS, consumer_config, producer_config
 from schemas.topics import KEY_PARTITIONER
 
 
@@ -21,3 +22,12 @@ def test_overrides_add_to_the_settings_and_replace_them() -> None:
     assert config["linger.ms"] == 1
     assert config["acks"] == "all"
     assert "message.timeout.ms" not in producer_config("broker:9092")
+
+
+def test_consumers_commit_themselves_start_at_the_beginning_and_poll_briefly() -> None:
+    config = consumer_config("broker:9092", "projector", **{"session.timeout.ms": 6000})
+    assert config["group.id"] == "projector"
+    assert config["enable.auto.commit"] is False
+    assert config["auto.offset.reset"] == "earliest"
+    assert config["fetch.wait.max.ms"] == FETCH_MAX_WAIT_MS < 500
+    assert config["session.timeout.ms"] == 6000
