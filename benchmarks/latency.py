@@ -80,6 +80,8 @@ class LoadRun:
                 "bootstrap.servers": bootstrap_servers,
                 "group.id": f"bench-latency-{topics.prefix}",
                 "enable.auto.commit": False,
+                # The instrument must not add latency: Tansu holds a fetch for its whole wait.
+                "fetch.wait.max.ms": 10,
                 "log_level": 3,
             }
         )
