@@ -69,7 +69,7 @@ def split_key(key: str) -> tuple[str, str] | None:
 
 def check_key_request(carrier: str, sources: list[str]) -> tuple[str, ...]:
     """The de-duplicated sources of a valid request; raises ApiKeyError naming what is wrong."""
-    if not CARRIER_PATTERN.match(carrier):
+    if not CARRIER_PATTERN.fullmatch(carrier):
         raise ApiKeyError(f"carrier {carrier!r} must be 1-32 letters, digits, '.', '_' or '-' (e.g. CK)")
     if not sources:
         raise ApiKeyError(f"give at least one --source (one of {', '.join(SOURCES)})")

@@ -31,6 +31,8 @@ def test_key_requests_name_what_is_wrong() -> None:
         check_key_request("CK", ["air"])
     with pytest.raises(ApiKeyError, match="carrier"):
         check_key_request("C K", ["flight"])
+    with pytest.raises(ApiKeyError, match="carrier"):
+        check_key_request("CK\n", ["flight"])  # "$" alone would let a trailing newline through
 
 
 @pytest.mark.integration
