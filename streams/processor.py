@@ -310,6 +310,7 @@ class Processor:
         # prometheus_client's labels() costs more than the increment: keep each child.
         self._ingested: dict[tuple[str, str], Any] = {}
         self._event_time_lag = metrics.EVENT_TIME_LAG.labels(STAGE)
+        self._carrier_labels = metrics.CarrierLabels()
 
     def batch(self, parcels: Table, units: Table, warm: WarmCache | None = None) -> Batch:
         """A batch over these tables: ``add`` messages, publish ``outputs()``, then ``write_state``
@@ -484,7 +485,12 @@ class Processor:
         for event in sla_events:
             batch.emit(Output(self.topics.sla_events, key, encode("SlaEvent", event)))
             if count:
-                metrics.SLA_EVENTS.labels(event["rule"], event["kind"], event.get("route") or "unknown").inc()
+                metrics.SLA_EVENTS.labels(
+                    event["rule"],
+                    event["kind"],
+                    event.get("route") or "unknown",
+                    self._carrier_labels(event.get("carrier")),
+                ).inc()
         batch.touch(parcel)
 
     def _fanout_output(self, member_scan: dict[str, Any]) -> Output:

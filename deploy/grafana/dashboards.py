@@ -197,7 +197,7 @@ def hub_overview() -> Dashboard:
 
 
 def sla_board() -> Dashboard:
-    selector = 'rule=~"$rule", route=~"$route"'
+    selector = 'rule=~"$rule", route=~"$route", carrier=~"$carrier"'
 
     def sla_count(kind: str) -> prometheus.Dataquery:
         return _query(f'sum(increase(parcelstream_sla_events_total{{kind="{kind}", {selector}}}[$__range]))')
@@ -251,7 +251,7 @@ def sla_board() -> Dashboard:
     per_route = [
         _graph(
             "Breaches per route",
-            "SLA breaches per route: a lane with a rising line points at one linehaul or last-mile carrier.",
+            "SLA breaches per route: a lane with a rising line points at its carriers (see Per carrier).",
             "short",
             _query(
                 f'sum by (route) (increase(parcelstream_sla_events_total{{kind="breach", {selector}}}[{RATE}]))',
@@ -271,12 +271,36 @@ def sla_board() -> Dashboard:
         .height(8)
         .span(12),
     ]
+    per_carrier = [
+        _graph(
+            "Breaches per carrier",
+            "SLA breaches per carrier holding the parcel when the breach fired (its current scan's carrier): "
+            "unknown = no carrier on the scan, other = not a carrier code or beyond the worker's carrier limit.",
+            "short",
+            _query(
+                f'sum by (carrier) (increase(parcelstream_sla_events_total{{kind="breach", {selector}}}[{RATE}]))',
+                "{{carrier}}",
+            ),
+        ),
+        table.Panel()
+        .title("SLA events per carrier and rule in range")
+        .description("At-risk, breach and recovered counts per carrier and rule over the dashboard's range.")
+        .datasource(DATASOURCE)
+        .show_header(True)
+        .with_target(
+            _instant_table_query(
+                f"sum by (carrier, rule, kind) (increase(parcelstream_sla_events_total{{{selector}}}[$__range]))"
+            )
+        )
+        .height(8)
+        .span(12),
+    ]
     board = _dashboard(
         "parcelstream-sla-board",
         "parcelstream / SLA board",
-        "SLA at-risk warnings, breaches and recoveries per rule and route.",
+        "SLA at-risk warnings, breaches and recoveries per rule, route and carrier.",
     )
-    for name in ("rule", "route"):
+    for name in ("rule", "route", "carrier"):
         board = board.with_variable(
             QueryVariable(name)
             .label(name)
@@ -288,7 +312,11 @@ def sla_board() -> Dashboard:
             .include_all(True)
             .all_value(".*")
         )
-    return _numbered(board, [("Summary", summary), ("Per rule", per_rule), ("Per route", per_route)])
+    # Per carrier comes last so that the earlier panels keep their ids.
+    return _numbered(
+        board,
+        [("Summary", summary), ("Per rule", per_rule), ("Per route", per_route), ("Per carrier", per_carrier)],
+    )
 
 
 def carrier_feeds() -> Dashboard:

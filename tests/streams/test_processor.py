@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from schemas.codec import default_codec
 from schemas.topics import TopicNames
@@ -218,6 +219,30 @@ def test_sla_due_fires_a_breach_without_a_new_scan_and_then_nothing_more() -> No
     due.write_state(tables.parcels, tables.units)
     later = str(processor.clock.now_ms(wall_when_due + 1))
     assert processor.handle_sla_due(tracking_number, tables.parcels, wall_when_due + 1, later).outputs == []
+
+
+def _sla_events_counted(labels: dict[str, str]) -> float:
+    return REGISTRY.get_sample_value("parcelstream_sla_events_total", labels) or 0.0
+
+
+def test_sla_events_are_counted_per_rule_kind_route_and_the_events_carrier() -> None:
+    # A carrier code no other test uses, so the counter's other increments do not interfere.
+    carrier = "SLA-LABEL-TEST"
+    processor, tables = make_processor(speed=1.0), Tables()
+    result = tables.run(processor, scan_message(scan("LINEHAUL_DEPARTED", T0, "e1", carrier=carrier)), wall_ms=0)
+    tracking_number, deadline = result.deadline
+    labels = {"rule": "silence", "kind": "at_risk", "route": "unknown", "carrier": carrier}
+    before = _sla_events_counted(labels)
+
+    due = processor.handle_sla_due(tracking_number, tables.parcels, 0, str(deadline))
+    (event,) = decoded(due.outputs, TOPICS.sla_events)
+    assert (event["rule"], event["kind"], event["route"], event["carrier"]) == ("silence", "at_risk", None, carrier)
+    assert _sla_events_counted(labels) == before + 1
+    due.write_state(tables.parcels, tables.units)
+    # Re-sent on a replayed tick: published again, not counted again.
+    again = processor.handle_sla_due(tracking_number, tables.parcels, 0, str(deadline))
+    assert decoded(again.outputs, TOPICS.sla_events) == [event]
+    assert _sla_events_counted(labels) == before + 1
 
 
 def test_a_replayed_sla_due_tick_re_sends_its_events_and_the_parcel_state() -> None:

@@ -154,6 +154,16 @@ def test_sla_events_carry_route_carrier_and_service_level() -> None:
     assert (event["route"], event["carrier"], event["service_level"]) == ("CN-BE", "CK", "standard")
 
 
+def test_an_sla_events_carrier_is_the_carrier_holding_the_parcel_when_it_fires() -> None:
+    # The linehaul carrier hands over to the last-mile carrier; a late hub scan, older than the
+    # handover, does not move the parcel back to the hub.
+    parcel = apply_scan(None, scan("LINEHAUL_ARRIVED", T0, carrier="CK"), RULES, T0).parcel
+    apply_scan(parcel, scan("LASTMILE_HANDOVER", T0 + HOUR, carrier="BPOST"), RULES, T0 + HOUR)
+    apply_scan(parcel, scan("HUB_SORTED", T0 + HOUR // 2, carrier="LGG-HUB"), RULES, T0 + HOUR)
+    breach = [e for e in evaluate(parcel, RULES, T0 + 49 * HOUR) if e["rule"] == "last_mile_delivery"]
+    assert [(e["kind"], e["carrier"]) for e in breach] == [("breach", "BPOST")]
+
+
 def test_rules_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PARCELSTREAM_SLA_CUSTOMS_CLEARANCE_HOURS", "6")
     monkeypatch.setenv("PARCELSTREAM_SLA_PROMISE_EXPRESS_DAYS", "3")

@@ -92,6 +92,19 @@ def test_each_dashboard_covers_its_metrics() -> None:
         assert metrics <= used, f"{name} misses {metrics - used}"
 
 
+def test_sla_board_filters_on_and_splits_by_carrier() -> None:
+    board = json.loads(dashboards.rendered()["parcelstream-sla-board.json"])
+    variables = {variable["name"]: variable for variable in board["templating"]["list"]}
+    assert set(variables) == {"rule", "route", "carrier"}
+    assert variables["carrier"]["query"] == "label_values(parcelstream_sla_events_total, carrier)"
+    exprs = _exprs(board)
+    assert all('carrier=~"$carrier"' in expr for expr in exprs)
+    by_carrier = {panel["title"]: panel for panel in _panels(board)}["Breaches per carrier"]
+    (target,) = by_carrier["targets"]
+    assert target["expr"].startswith("sum by (carrier) (") and 'kind="breach"' in target["expr"]
+    assert target["legendFormat"] == "{{carrier}}"
+
+
 def test_uids_and_panel_ids_are_unique_and_layout_fits_the_grid() -> None:
     boards = [json.loads(text) for text in dashboards.rendered().values()]
     uids = [board["uid"] for board in boards]
