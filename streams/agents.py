@@ -63,7 +63,19 @@ class AckedTable(faust.Table):  # type: ignore[misc]  # faust's classes are unty
             await asyncio.gather(*unacked)
 
 
-def acked_table(app: faust.App, name: str, help: str) -> AckedTable:
+def store_options(settings: WorkerSettings) -> dict[str, Any] | None:
+    """Options of a table's store: RocksDB's memory bounded (Faust's defaults allow GiBs per partition)."""
+    if settings.store != "rocksdb":
+        return None
+    mib = 1024 * 1024
+    return {
+        "write_buffer_size": settings.rocksdb_write_buffer_mb * mib,
+        "max_write_buffer_number": 2,
+        "block_cache_size": settings.rocksdb_block_cache_mb * mib,
+    }
+
+
+def acked_table(app: faust.App, settings: WorkerSettings, name: str, help: str) -> AckedTable:
     table = AckedTable(
         app,
         name=name,
@@ -72,6 +84,7 @@ def acked_table(app: faust.App, name: str, help: str) -> AckedTable:
         extra_topic_configs=CHANGELOG_CONFIG,
         beacon=app.tables.beacon,
         help=help,
+        options=store_options(settings),
     )
     return app.tables.add(table)  # type: ignore[no-any-return]
 
@@ -137,8 +150,8 @@ class StreamWorker:
             )
         }
         self.sla_due = app.topic(self.sla_due_name, key_type=bytes, value_type=bytes)
-        self.parcels = acked_table(app, "parcels", "Parcel states")
-        self.units = acked_table(app, "units", "Handling units")
+        self.parcels = acked_table(app, settings, "parcels", "Parcel states")
+        self.units = acked_table(app, settings, "units", "Handling units")
         self.parcels.on_recover(self._rebuild_deadlines)
         # Another worker may change a partition's keys while this one does not own it.
         app.on_partitions_revoked.connect(self._forget_warm_state)

@@ -37,6 +37,11 @@ class WorkerSettings(SlaSettings):
     batch_timeout: float = Field(0.1, gt=0)
     """Seconds the agent waits for a batch to fill before it processes what it has (adds up to this
     much latency at low load)."""
+    rocksdb_write_buffer_mb: int = Field(4, ge=1)
+    """RocksDB memtable size per table partition (two are kept): Faust's default is 64 MiB x 3."""
+    rocksdb_block_cache_mb: int = Field(16, ge=1)
+    """RocksDB block cache per table partition: Faust's default is 2 GiB. With the write buffers it
+    bounds the store's memory: about (2 x write buffer + block cache) x 2 tables x partitions owned."""
     state_cache_size: int = Field(50_000, ge=0)
     """Decoded parcels and units kept between batches (cleared on every rebalance); 0 turns it off."""
     fetch_max_wait: float = Field(0.1, gt=0, le=30)

@@ -138,11 +138,11 @@ class StageLauncher:
         name: str = "worker",
         clock_speed: float = 1.0,
         log_level: str = "info",
-        commit_interval: float | None = None,
+        **settings: str,
     ) -> StageProcess:
         """A stream-processor worker; its state lives in ``<log_dir>/<name>-data``, so a worker started
-        again under the same name finds its local tables. ``commit_interval``: seconds between its
-        offset commits (default: the worker's)."""
+        again under the same name finds its local tables. ``settings`` are WorkerSettings fields (as
+        PARCELSTREAM_* variables), e.g. commit_interval="3600"."""
         metrics_port = free_port()
         command = python_command(
             "streams",
@@ -162,7 +162,7 @@ class StageLauncher:
             "--log-level",
             log_level,
         )
-        env = {} if commit_interval is None else {"PARCELSTREAM_COMMIT_INTERVAL": str(commit_interval)}
+        env = {f"PARCELSTREAM_{key.upper()}": value for key, value in settings.items()}
         return self.start(name, command, env, metrics_port)
 
     def projector(self, topics: TopicNames, redis_url: str, redis_prefix: str, name: str = "projector") -> StageProcess:

@@ -110,15 +110,19 @@ def run_soak(
     sample_every: float = 5.0,
     max_rss_growth_mb: float = 100.0,
     drain_seconds: float = 60.0,
+    store: str = "rocksdb",
+    state_cache_size: int = 2000,
 ) -> SoakResult:
-    """Run the soak and return its samples and problems (empty when it passed)."""
+    """Run the soak and return its samples and problems (empty when it passed). The worker keeps its
+    tables in ``store``: with ``memory`` every parcel's state stays in RAM, so its memory grows with
+    the parcels it has seen by design; ``rocksdb`` (production) bounds it."""
     topics = TopicNames(unique("soak"))
     create_topics(bootstrap_servers, topics.prefix, PARTITIONS)
     launcher = StageLauncher(bootstrap_servers, log_dir)
     result = SoakResult()
     redis_prefix = topics.prefix
     try:
-        worker = launcher.worker(topics)
+        worker = launcher.worker(topics, store=store, state_cache_size=str(state_cache_size))
         projector = launcher.projector(topics, redis_url, redis_prefix)
         projector_group = next(arg for arg in projector.command if arg.startswith("projector-"))
         processes: dict[str, tuple[StageProcess, str, str]] = {
@@ -188,6 +192,10 @@ def main(
     sample_every: float = typer.Option(5.0, min=1, help="Seconds between two samples."),
     max_rss_growth_mb: float = typer.Option(100.0, help="Allowed memory growth per process after the warm-up."),
     drain_seconds: float = typer.Option(60.0, help="Seconds the lag may take to drain after the traffic stops."),
+    store: str = typer.Option(
+        "rocksdb", help="The worker's table store: rocksdb (production, bounded memory) or memory (all state in RAM)."
+    ),
+    state_cache_size: int = typer.Option(2000, min=0, help="The worker's decoded-state cache (parcels and units)."),
 ) -> None:
     """Sustained simulator traffic through worker and projector; prints memory and lag over time."""
     redis_url = os.environ.get("PARCELSTREAM_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -211,6 +219,8 @@ def main(
                 sample_every=sample_every,
                 max_rss_growth_mb=max_rss_growth_mb,
                 drain_seconds=drain_seconds,
+                store=store,
+                state_cache_size=state_cache_size,
             )
     except StackError as error:
         console.print(f"[red]error:[/red] {error}")

@@ -202,7 +202,7 @@ def test_a_killed_worker_restarts_from_its_changelog_without_conflicting_updates
     states, updates = readers(topics.parcel_state), readers(topics.status_updates)
     # Before any commit, the restarted worker replays every input against the state it recovered.
     first = stages.worker(
-        topics, name="first", log_level=WORKER_LOG_LEVEL, commit_interval=None if first_commits else 3600
+        topics, name="first", log_level=WORKER_LOG_LEVEL, **({} if first_commits else {"commit_interval": "3600"})
     )
     publish_records(bootstrap_servers, topics, sim.records[:half])
 
