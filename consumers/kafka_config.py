@@ -11,14 +11,16 @@ from schemas.topics import KEY_PARTITIONER
 
 def producer_config(bootstrap_servers: str, **overrides: Any) -> dict[str, Any]:
     """Idempotent (a retried send is written once), acknowledged by every in-sync replica, keys hashed
-    with murmur2 as Faust and every other producer of the pipeline do. ``overrides`` are librdkafka
-    settings, e.g. ``**{"message.timeout.ms": 30_000}``."""
+    with murmur2 as Faust and every other producer of the pipeline do. A send fails after 30 s, the
+    time the stages' flushes wait before they fail the batch (librdkafka would retry for 300 s).
+    ``overrides`` are librdkafka settings, e.g. ``**{"linger.ms": 1}``."""
     config: dict[str, Any] = {
         "bootstrap.servers": bootstrap_servers,
         "enable.idempotence": True,
         "acks": "all",
         "partitioner": KEY_PARTITIONER,
         "linger.ms": 5,
+        "message.timeout.ms": 30_000,
         "log_level": 3,
     }
     config.update(overrides)

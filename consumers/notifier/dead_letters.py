@@ -24,7 +24,7 @@ class DeadLetterProducer:
     def __init__(self, bootstrap_servers: str, topic: str, codec: Codec | None = None) -> None:
         self.topic = topic
         self.codec = codec or default_codec()
-        self._producer = Producer(producer_config(bootstrap_servers, **{"message.timeout.ms": 30_000}))
+        self._producer = Producer(producer_config(bootstrap_servers))
         self._lock = threading.Lock()
 
     def publish(
