@@ -1,32 +1,22 @@
 """Per-merchant API keys of the subscriptions API: ``pmk_<key id>_<secret>``, shown once when created,
-stored hashed in Redis.
+stored hashed in Redis (the scheme the ingest gateway's carrier keys use: ``schemas/api_keys.py``).
 
-The same scheme as the ingest gateway's carrier keys (``psk_...``), kept separate because the stages
-share no code but ``schemas/``: under ``<prefix>:notifier:merchant-key:<key id>`` Redis holds the
-merchant, the SHA-256 of the secret (never the key), and when the key was created and revoked;
-``<prefix>:notifier:merchant-keys`` lists the key ids. The key id embedded in the presented key finds
-the record, and the secret's hash is compared in constant time; an unknown id is compared against a
-dummy hash, so both paths do the same work. Revoking keeps the record (``merchant-keys list`` shows it).
-Secrets are 256 random bits, so one SHA-256 is enough (a slow hash protects guessable passwords).
+Under ``<prefix>:notifier:merchant-key:<key id>`` Redis holds the merchant, the SHA-256 of the secret
+(never the key), and when the key was created and revoked; ``<prefix>:notifier:merchant-keys`` lists
+the key ids. Revoking keeps the record (``merchant-keys list`` shows it).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
-import secrets
 from dataclasses import dataclass
 from typing import Final
 
 import redis
 
 from consumers.notifier.store import Keys
+from schemas.api_keys import MERCHANT_KEYS, secret_hash, secret_matches
 
-KEY_SCHEME: Final = "pmk"
 MAX_MERCHANT_LENGTH: Final = 200
-_KEY_PATTERN: Final = re.compile(rf"^{KEY_SCHEME}_([0-9a-f]{{16}})_([A-Za-z0-9_-]{{20,100}})$")
-_NO_HASH: Final = "0" * 64
 
 
 class MerchantKeyError(ValueError):
@@ -49,23 +39,6 @@ class MerchantKey:
 class IssuedMerchantKey:
     key: str  # the only time the plain key exists: give it to the merchant, it is not stored
     merchant_key: MerchantKey
-
-
-def secret_hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def generate_key() -> tuple[str, str, str]:
-    """A fresh (key id, secret, key); the key is what the merchant sends as its Bearer token."""
-    key_id = secrets.token_hex(8)
-    secret = secrets.token_urlsafe(32)
-    return key_id, secret, f"{KEY_SCHEME}_{key_id}_{secret}"
-
-
-def split_key(key: str) -> tuple[str, str] | None:
-    """(key id, secret) of a well-formed key, else None."""
-    match = _KEY_PATTERN.match(key)
-    return (match.group(1), match.group(2)) if match else None
 
 
 def check_merchant(merchant: str) -> str:
@@ -97,7 +70,7 @@ class MerchantKeyStore:
 
     def create(self, merchant: str, now_ms: int) -> IssuedMerchantKey:
         checked = check_merchant(merchant)
-        key_id, secret, key = generate_key()
+        key_id, secret, key = MERCHANT_KEYS.generate()
         fields = {"merchant": checked, "secret_sha256": secret_hash(secret), "created_ms": str(now_ms)}
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(self.keys.merchant_key(key_id), mapping=fields)
@@ -138,11 +111,10 @@ class MerchantKeyStore:
 
     def authenticate(self, presented: str) -> MerchantKey | None:
         """The active key whose secret matches ``presented``, else None (malformed, unknown, wrong or revoked)."""
-        parts = split_key(presented)
+        parts = MERCHANT_KEYS.split(presented)
         key_id, secret = parts if parts is not None else ("", presented)
         found = self.get(key_id) if parts is not None else None
-        expected = found[1] if found is not None else _NO_HASH
-        matches = hmac.compare_digest(secret_hash(secret), expected)
+        matches = secret_matches(secret, found[1] if found is not None else None)
         if found is None or not matches or not found[0].active:
             return None
         return found[0]

@@ -1,17 +1,14 @@
-"""Per-carrier API keys: ``psk_<key id>_<secret>``, shown once when created, stored hashed in Redis.
+"""Per-carrier API keys: ``psk_<key id>_<secret>``, shown once when created, stored hashed in Redis
+(the scheme, hashing and constant-time check are ``schemas/api_keys.py``'s).
 
 Redis holds, under ``<prefix>:gateway:key:<key id>``, the carrier code, the allowed scan sources and
-the SHA-256 of the secret, never the key itself; ``<prefix>:gateway:keys`` lists the key ids. The
-key id embedded in the presented key finds the record, and the secret's hash is compared in
-constant time. Revoking keeps the record (marked revoked) so ``keys list`` still shows it.
+the SHA-256 of the secret, never the key itself; ``<prefix>:gateway:keys`` lists the key ids.
+Revoking keeps the record (marked revoked) so ``keys list`` still shows it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
-import secrets
 import time
 from dataclasses import dataclass
 from typing import Final
@@ -19,12 +16,9 @@ from typing import Final
 from redis.asyncio import Redis
 
 from producers.formats.native import SOURCES
+from schemas.api_keys import CARRIER_KEYS, secret_hash, secret_matches
 
-KEY_SCHEME: Final = "psk"
 CARRIER_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
-_KEY_PATTERN: Final = re.compile(rf"^{KEY_SCHEME}_([0-9a-f]{{16}})_([A-Za-z0-9_-]{{20,100}})$")
-#: Compared against when the key id is unknown, so both paths hash and compare.
-_NO_HASH: Final = "0" * 64
 
 
 class ApiKeyError(ValueError):
@@ -48,23 +42,6 @@ class ApiKey:
 class IssuedKey:
     key: str  # the only time the plain key exists: give it to the carrier, it is not stored
     api_key: ApiKey
-
-
-def secret_hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def generate_key() -> tuple[str, str, str]:
-    """A fresh (key id, secret, key); the key is what the carrier sends as its Bearer token."""
-    key_id = secrets.token_hex(8)
-    secret = secrets.token_urlsafe(32)
-    return key_id, secret, f"{KEY_SCHEME}_{key_id}_{secret}"
-
-
-def split_key(key: str) -> tuple[str, str] | None:
-    """(key id, secret) of a well-formed key, else None."""
-    match = _KEY_PATTERN.match(key)
-    return (match.group(1), match.group(2)) if match else None
 
 
 def check_key_request(carrier: str, sources: list[str]) -> tuple[str, ...]:
@@ -95,7 +72,7 @@ class KeyStore:
 
     async def create(self, carrier: str, sources: list[str]) -> IssuedKey:
         allowed = check_key_request(carrier, sources)
-        key_id, secret, key = generate_key()
+        key_id, secret, key = CARRIER_KEYS.generate()
         created_ms = time.time_ns() // 1_000_000
         fields = {
             "carrier": carrier,
@@ -143,11 +120,10 @@ class KeyStore:
 
     async def authenticate(self, presented: str) -> ApiKey | None:
         """The active key whose secret matches ``presented``, else None (unknown, wrong or revoked)."""
-        parts = split_key(presented)
+        parts = CARRIER_KEYS.split(presented)
         key_id, secret = parts if parts is not None else ("", presented)
         found = await self.get(key_id) if parts is not None else None
-        expected = found[1] if found is not None else _NO_HASH
-        matches = hmac.compare_digest(secret_hash(secret), expected)
+        matches = secret_matches(secret, found[1] if found is not None else None)
         if found is None or not matches or not found[0].active:
             return None
         return found[0]

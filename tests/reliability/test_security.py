@@ -15,13 +15,15 @@ import pytest
 import redis
 from redis.asyncio import Redis as AsyncRedis
 
+from consumers.notifier.merchant_keys import MerchantKeyStore
 from consumers.notifier.model import new_subscription
 from consumers.notifier.store import SubscriptionStore
 from consumers.read_model import Keys
-from producers.gateway import keys as gateway_keys
 from producers.gateway.keys import KeyStore
 from producers.publisher import Publisher
 from producers.simulator import SimulationConfig, simulate
+from schemas import api_keys
+from schemas.api_keys import CARRIER_KEYS
 from schemas.topics import TopicNames
 from tests.consumers.notifier.conftest import WebhookReceiver
 from tests.stages import StageLauncher, wait_for
@@ -51,17 +53,22 @@ def test_api_keys_are_stored_hashed_and_compared_in_constant_time(redis_url: str
             await client.aclose()
 
     plain_key, stored = asyncio.run(create_and_dump())
-    parts = gateway_keys.split_key(plain_key)
+    parts = CARRIER_KEYS.split(plain_key)
     assert parts is not None
     secret = parts[1]
     assert stored, "the key should be stored"
     assert not [key for key, value in stored.items() if secret in value or secret in key]
     assert any(hashlib.sha256(secret.encode()).hexdigest() in value for value in stored.values())
-    # Constant time: the hash comparison is hmac.compare_digest, also run for an unknown key id.
-    source = inspect.getsource(KeyStore.authenticate)
-    assert "hmac.compare_digest(" in source and "_NO_HASH" in source
-    assert " == " not in source
-    assert len(gateway_keys._NO_HASH) == len(hashlib.sha256(b"").hexdigest())
+    # Constant time: both stores check secrets only through secret_matches, whose hash comparison is
+    # hmac.compare_digest, also run (against a dummy hash of the same length) for an unknown key id.
+    for store in (KeyStore, MerchantKeyStore):
+        source = inspect.getsource(store.authenticate)
+        assert "secret_matches(" in source
+        assert " == " not in source
+    shared = inspect.getsource(api_keys.secret_matches)
+    assert "hmac.compare_digest(" in shared and "_NO_HASH" in shared
+    assert " == " not in shared
+    assert len(api_keys._NO_HASH) == len(hashlib.sha256(b"").hexdigest())
     print(f"\napi keys: {len(stored)} Redis entries, secret found in 0, SHA-256 found in 1")
 
 

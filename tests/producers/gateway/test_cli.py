@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from deploy.embedded import free_port
 from producers.gateway.cli import app
-from producers.gateway.keys import split_key
+from schemas.api_keys import CARRIER_KEYS
 
 
 @pytest.mark.integration
@@ -19,7 +19,7 @@ def test_keys_commands_create_list_and_revoke(redis_url: str, redis_prefix: str)
     )
     assert created.exit_code == 0, created.output
     key = created.stdout.strip()
-    key_id, _secret = split_key(key) or pytest.fail(f"not a key: {key!r}")
+    key_id, _secret = CARRIER_KEYS.split(key) or pytest.fail(f"not a key: {key!r}")
 
     listed = runner.invoke(app, ["keys", "list"], env=env)
     assert listed.exit_code == 0
