@@ -17,9 +17,10 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from producers.publisher import producer_config, scan_key
+from producers.publisher import scan_key
 from producers.simulator import SimulationConfig, simulate
 from schemas.codec import default_codec
+from schemas.kafka_clients import producer_config
 from schemas.topics import TopicNames
 
 #: Simulated time of the first order (2026-01-01 UTC): fixed so the data is the same every run.

@@ -14,8 +14,9 @@ from typing import Any
 import fastavro
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
-from producers.publisher import producer_config, scan_key
+from producers.publisher import scan_key
 from schemas.codec import default_codec
+from schemas.kafka_clients import producer_config
 from schemas.topics import TopicNames
 
 DRAIN_IDLE_SECONDS = 3.0

@@ -19,7 +19,6 @@ import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from consumers import metrics
-from consumers.kafka_config import consumer_config, producer_config
 from consumers.read_model import (
     InvalidRecordError,
     Keys,
@@ -34,6 +33,7 @@ from consumers.read_model import (
 from consumers.settings import ConsumerSettings
 from schemas.codec import Codec, DecodeError, default_codec
 from schemas.dead_letters import dead_letter_record
+from schemas.kafka_clients import consumer_config, producer_config
 from schemas.statuses import STATUSES
 
 STAGE = "projector"

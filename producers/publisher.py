@@ -18,7 +18,8 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from schemas.codec import Codec, EncodeError, default_codec
 from schemas.dead_letters import dead_letter_record
-from schemas.topics import KEY_PARTITIONER, TopicNames
+from schemas.kafka_clients import producer_config
+from schemas.topics import TopicNames
 
 
 class PublishError(RuntimeError):
@@ -54,21 +55,6 @@ class DeliveryReport:
     @property
     def ok(self) -> bool:
         return not self.failures
-
-
-def producer_config(bootstrap_servers: str, **overrides: Any) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "bootstrap.servers": bootstrap_servers,
-        "enable.idempotence": True,
-        "acks": "all",
-        "partitioner": KEY_PARTITIONER,
-        "linger.ms": 5,
-        "compression.type": "lz4",
-        "message.timeout.ms": 30_000,
-        "log_level": 3,
-    }
-    config.update(overrides)
-    return config
 
 
 class PublishBatch:

@@ -17,12 +17,12 @@ from typing import Any
 import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from consumers.kafka_config import consumer_config
 from consumers.metrics import NOTIFICATIONS
 from consumers.notifier.dead_letters import DeadLetterError, DeadLetterProducer
 from consumers.notifier.model import jobs_for_update
 from consumers.notifier.store import OutboxWriter, SubscriptionStore
 from schemas.codec import Codec, DecodeError, default_codec
+from schemas.kafka_clients import consumer_config
 
 log = logging.getLogger(__name__)
 

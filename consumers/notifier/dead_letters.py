@@ -6,10 +6,10 @@ import threading
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from consumers.kafka_config import producer_config
 from consumers.metrics import DEAD_LETTERS
 from schemas.codec import Codec, default_codec
 from schemas.dead_letters import dead_letter_record
+from schemas.kafka_clients import producer_config
 
 STAGE = "notifier"
 

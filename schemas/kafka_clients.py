@@ -1,6 +1,7 @@
-"""Kafka client settings shared by the consumers' stages: their group consumers, and their
-dead-letter producers (the reliable producer of the pipeline, as ``producers/publisher.py``
-configures its own; consumers do not import producers/)."""
+"""How the stages' librdkafka clients talk to the pipeline's topics: the one reliable producer every
+publisher and dead-letter sink uses (no acknowledged record is lost or doubled, and keys land in the
+partitions ``topics.py`` promises), and the group consumers that commit only what they have stored.
+The Faust worker (aiokafka) keeps the same promises with its own settings in ``streams/``."""
 
 from __future__ import annotations
 
@@ -11,15 +12,16 @@ from schemas.topics import KEY_PARTITIONER
 
 def producer_config(bootstrap_servers: str, **overrides: Any) -> dict[str, Any]:
     """Idempotent (a retried send is written once), acknowledged by every in-sync replica, keys hashed
-    with murmur2 as Faust and every other producer of the pipeline do. A send fails after 30 s, the
-    time the stages' flushes wait before they fail the batch (librdkafka would retry for 300 s).
-    ``overrides`` are librdkafka settings, e.g. ``**{"linger.ms": 1}``."""
+    with murmur2 as Faust and every other producer of the pipeline do, batches compressed with lz4.
+    A send fails after 30 s, the time the stages' flushes wait before they fail the batch (librdkafka
+    would retry for 300 s). ``overrides`` are librdkafka settings, e.g. ``**{"linger.ms": 1}``."""
     config: dict[str, Any] = {
         "bootstrap.servers": bootstrap_servers,
         "enable.idempotence": True,
         "acks": "all",
         "partitioner": KEY_PARTITIONER,
         "linger.ms": 5,
+        "compression.type": "lz4",
         "message.timeout.ms": 30_000,
         "log_level": 3,
     }

@@ -1,10 +1,10 @@
-"""The consumers' Kafka settings: their dead-letter producers are the pipeline's reliable producer
-(idempotent, acks=all, keys hashed as Faust hashes them, else a dead letter's key lands in another
-partition than its record's); their group consumers commit themselves and poll briefly."""
+"""The stages' Kafka settings: publishers and dead-letter sinks are the pipeline's reliable producer
+(idempotent, acks=all, keys hashed as Faust hashes them, else a record lands in another partition
+than the rest of its parcel); group consumers commit themselves and poll briefly."""
 
 from __future__ import annotations
 
-from consumers.kafka_config import FETCH_MAX_WAIT_MS, consumer_config, producer_config
+from schemas.kafka_clients import FETCH_MAX_WAIT_MS, consumer_config, producer_config
 from schemas.topics import KEY_PARTITIONER
 
 
@@ -14,6 +14,7 @@ def test_the_producer_is_idempotent_acknowledged_by_all_and_hashes_keys_with_mur
     assert config["enable.idempotence"] is True
     assert config["acks"] == "all"
     assert config["partitioner"] == KEY_PARTITIONER == "murmur2_random"
+    assert config["compression.type"] == "lz4"
 
 
 def test_overrides_add_to_the_settings_and_replace_them() -> None:
