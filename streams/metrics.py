@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Final
 
 from prometheus_client import Counter
@@ -28,39 +29,72 @@ SLA_EVENTS = Counter(
 #: A carrier code shown as itself in the ``carrier`` label: the shape the gateway accepts for a
 #: carrier's API key (producers/gateway/keys.py), so both stages label a carrier alike.
 CARRIER_LABEL_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
-UNKNOWN_CARRIER: Final = "unknown"
-OTHER_CARRIER: Final = "other"
+#: A route shown as itself in the ``route`` label: location and country codes joined by '-' (HGH-LGG-BE;
+#: facility ids such as LGG-HUB-1 bring their own '-'), 2 to 64 characters.
+ROUTE_LABEL_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,63}")
+UNKNOWN: Final = "unknown"
+OTHER: Final = "other"
 #: Distinct carrier label values one process exports; a new carrier beyond them counts as "other".
 MAX_CARRIER_LABELS: Final = 100
+#: Distinct route label values one process exports (a hub's lanes: origins x destinations).
+MAX_ROUTE_LABELS: Final = 300
+
+
+def _code_label(value: str | None, pattern: re.Pattern[str]) -> str:
+    code = (value or "").strip()
+    if not code:
+        return UNKNOWN
+    return code if pattern.fullmatch(code) else OTHER
 
 
 def carrier_label(carrier: str | None) -> str:
     """The ``carrier`` label value of a carrier code: itself (surrounding blanks removed) when it is a
     1-32 character code of letters, digits, '.', '_', '-'; ``unknown`` when missing or blank;
     ``other`` for anything else (free text, which may hold personal data, never becomes a label)."""
-    code = (carrier or "").strip()
-    if not code:
-        return UNKNOWN_CARRIER
-    return code if CARRIER_LABEL_PATTERN.fullmatch(code) else OTHER_CARRIER
+    return _code_label(carrier, CARRIER_LABEL_PATTERN)
 
 
-class CarrierLabels:
-    """``carrier_label`` with a bound on distinct values per process: scans carry whatever carrier
-    text their publisher wrote, and each new value would be a new time series for good."""
+def route_label(route: str | None) -> str:
+    """The ``route`` label value of a parcel's route: itself when it has the shape of codes joined by
+    '-', ``unknown`` when not known yet, ``other`` for anything else (location codes are free text
+    a publisher writes)."""
+    return _code_label(route, ROUTE_LABEL_PATTERN)
 
-    def __init__(self, limit: int = MAX_CARRIER_LABELS) -> None:
+
+class BoundedLabels:
+    """A label function with a bound on distinct values per process: scans carry whatever text their
+    publisher wrote, and each new value would be a new time series for good. ``unknown`` and
+    ``other`` do not use up the bound; a value first seen beyond it counts as ``other``."""
+
+    def __init__(self, label_of: Callable[[str | None], str], limit: int, what: str) -> None:
+        self.label_of = label_of
         self.limit = limit
+        self.what = what
         self._shown: set[str] = set()
         self._warned = False
 
-    def __call__(self, carrier: str | None) -> str:
-        label = carrier_label(carrier)
-        if label in (UNKNOWN_CARRIER, OTHER_CARRIER) or label in self._shown:
+    def __call__(self, value: str | None) -> str:
+        label = self.label_of(value)
+        if label in (UNKNOWN, OTHER) or label in self._shown:
             return label
         if len(self._shown) < self.limit:
             self._shown.add(label)
             return label
         if not self._warned:
             self._warned = True
-            log.warning("more than %d carriers seen: new ones count as carrier=%r", self.limit, OTHER_CARRIER)
-        return OTHER_CARRIER
+            log.warning("more than %d %s seen: new ones count as %r", self.limit, self.what, OTHER)
+        return OTHER
+
+
+class CarrierLabels(BoundedLabels):
+    """``carrier_label``, at most ``limit`` carriers per process."""
+
+    def __init__(self, limit: int = MAX_CARRIER_LABELS) -> None:
+        super().__init__(carrier_label, limit, "carriers")
+
+
+class RouteLabels(BoundedLabels):
+    """``route_label``, at most ``limit`` routes per process."""
+
+    def __init__(self, limit: int = MAX_ROUTE_LABELS) -> None:
+        super().__init__(route_label, limit, "routes")

@@ -311,6 +311,7 @@ class Processor:
         self._ingested: dict[tuple[str, str], Any] = {}
         self._event_time_lag = metrics.EVENT_TIME_LAG.labels(STAGE)
         self._carrier_labels = metrics.CarrierLabels()
+        self._route_labels = metrics.RouteLabels()
 
     def batch(self, parcels: Table, units: Table, warm: WarmCache | None = None) -> Batch:
         """A batch over these tables: ``add`` messages, publish ``outputs()``, then ``write_state``
@@ -488,7 +489,7 @@ class Processor:
                 metrics.SLA_EVENTS.labels(
                     event["rule"],
                     event["kind"],
-                    event.get("route") or "unknown",
+                    self._route_labels(event.get("route")),
                     self._carrier_labels(event.get("carrier")),
                 ).inc()
         batch.touch(parcel)

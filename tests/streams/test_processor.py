@@ -245,6 +245,22 @@ def test_sla_events_are_counted_per_rule_kind_route_and_the_events_carrier() -> 
     assert _sla_events_counted(labels) == before + 1
 
 
+def test_a_route_of_free_text_counts_as_other_in_the_sla_metric() -> None:
+    # Location codes are whatever a publisher wrote: an address must not become a route label.
+    carrier = "ROUTE-LABEL-TEST"
+    where = {"code": "Rue de la Loi 16", "kind": "facility", "country": "BE", "name": None}
+    processor, tables = make_processor(speed=1.0), Tables()
+    departed = scan("LINEHAUL_DEPARTED", T0, "e1", carrier=carrier, where=where)
+    tracking_number, deadline = tables.run(processor, scan_message(departed), wall_ms=0).deadline
+    labels = {"rule": "silence", "kind": "at_risk", "route": "other", "carrier": carrier}
+    before = _sla_events_counted(labels)
+
+    due = processor.handle_sla_due(tracking_number, tables.parcels, 0, str(deadline))
+    (event,) = decoded(due.outputs, TOPICS.sla_events)
+    assert event["route"] == "Rue de la Loi 16"  # the event keeps it; only the metric label is bounded
+    assert _sla_events_counted(labels) == before + 1
+
+
 def test_a_replayed_sla_due_tick_re_sends_its_events_and_the_parcel_state() -> None:
     processor, tables = make_processor(speed=1.0), Tables()
     result = tables.run(processor, scan_message(scan("LINEHAUL_DEPARTED", T0, "e1")), wall_ms=0)
