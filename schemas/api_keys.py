@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass, field
 from typing import Final
 
 #: Compared against when the key id is unknown, so both paths hash and compare.
@@ -32,16 +31,12 @@ def secret_matches(secret: str, stored_hash: str | None) -> bool:
     return hmac.compare_digest(secret_hash(secret), stored_hash or _NO_HASH) and stored_hash is not None
 
 
-@dataclass(frozen=True)
 class KeyScheme:
     """Keys starting ``<name>_``: ``psk`` for carriers, ``pmk`` for merchants."""
 
-    name: str
-    _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        pattern = re.compile(rf"{re.escape(self.name)}_([0-9a-f]{{16}})_([A-Za-z0-9_-]{{20,100}})")
-        object.__setattr__(self, "_pattern", pattern)
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._pattern = re.compile(rf"{re.escape(name)}_([0-9a-f]{{16}})_([A-Za-z0-9_-]{{20,100}})")
 
     def generate(self) -> tuple[str, str, str]:
         """A fresh (key id, secret, key); the key is what its holder sends as a Bearer token."""
