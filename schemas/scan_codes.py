@@ -2,7 +2,7 @@
 
 Producers translate each carrier's own code (IATA FSU ``DEP``, UPU ``EMD``, EPCIS ``sorting``, a
 last-mile carrier's CSV status) into one of these and keep the raw code beside it. The stream
-processor maps these codes to customer statuses (``streams/taxonomy.py``). A scan whose code is not
+processor maps these codes to customer statuses (``streams/core/taxonomy.py``). A scan whose code is not
 listed here is dead-lettered, never guessed.
 """
 

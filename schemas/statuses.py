@@ -1,6 +1,6 @@
 """The customer-facing status taxonomy shared by every stage (names only).
 
-Which scan code leads to which status is decided in ``streams/taxonomy.py``; consumers translate
+Which scan code leads to which status is decided in ``streams/core/taxonomy.py``; consumers translate
 these names for customers (``consumers/i18n``). Order is the normal progress of a parcel.
 """
 

@@ -170,7 +170,7 @@ def worker(
 
 def run_worker(settings: WorkerSettings) -> None:
     """Check the set-up, then run the Faust worker in this process until it is stopped."""
-    from streams.admin import SetupError, ensure_topics
+    from streams.worker.admin import SetupError, ensure_topics
 
     if settings.clock_speed <= 0:
         raise _fail(f"--clock-speed must be > 0, got {settings.clock_speed}")
@@ -206,8 +206,8 @@ def run_worker(settings: WorkerSettings) -> None:
     import faust
     import mode.loop
 
-    from streams.agents import StreamWorker
-    from streams.app import create_app
+    from streams.worker.agents import StreamWorker
+    from streams.worker.app import create_app
 
     mode.loop.use("uvloop")
     faust_app = create_app(settings)

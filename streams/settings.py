@@ -8,7 +8,39 @@ from typing import Literal
 
 from pydantic import Field
 
-from streams.sla import SlaSettings
+from schemas.settings import PipelineSettings
+from streams.core.rules import DAY_MS, HOUR_MS, SlaRules
+
+
+class SlaSettings(PipelineSettings):
+    """``PARCELSTREAM_SLA_*`` variables; the worker's settings extend this class."""
+
+    sla_promise_standard_days: float = Field(10.0, gt=0, description="Delivery promise of the standard service")
+    sla_promise_express_days: float = Field(5.0, gt=0, description="Delivery promise of the express service")
+    sla_promise_economy_days: float = Field(20.0, gt=0, description="Delivery promise of the economy service")
+    sla_customs_clearance_hours: float = Field(24.0, gt=0, description="Import customs cleared after arrival within")
+    sla_hub_dwell_hours: float = Field(12.0, gt=0, description="Arrival to last-mile handover within")
+    sla_last_mile_delivery_hours: float = Field(48.0, gt=0, description="Handover to delivery within")
+    sla_silence_hours: float = Field(72.0, gt=0, description="No scan for this long while in transit: maybe lost")
+    sla_at_risk_fraction: float = Field(
+        0.8, gt=0, lt=1, description="At-risk warning once this fraction of a rule's window has passed"
+    )
+
+    def sla_rules(self) -> SlaRules:
+        """The core's plain ``SlaRules`` from these settings."""
+        return SlaRules(
+            promise_ms={
+                "standard": round(self.sla_promise_standard_days * DAY_MS),
+                "express": round(self.sla_promise_express_days * DAY_MS),
+                "economy": round(self.sla_promise_economy_days * DAY_MS),
+            },
+            customs_clearance_ms=round(self.sla_customs_clearance_hours * HOUR_MS),
+            hub_dwell_ms=round(self.sla_hub_dwell_hours * HOUR_MS),
+            last_mile_delivery_ms=round(self.sla_last_mile_delivery_hours * HOUR_MS),
+            silence_ms=round(self.sla_silence_hours * HOUR_MS),
+            at_risk_fraction=self.sla_at_risk_fraction,
+        )
+
 
 StoreKind = Literal["memory", "rocksdb"]
 LogLevel = Literal["debug", "info", "warning", "error"]

@@ -1,7 +1,7 @@
 """The naive Faust version, the starting point: one agent, one event at a time, the pure core
-(``streams.processor.Processor``: apply_scan / consolidation) against Faust tables, every output
+(``streams.worker.processor.Processor``: apply_scan / consolidation) against Faust tables, every output
 awaited on its own and one table write per event. Same Faust app settings as the worker
-(``streams.app.create_app``), its own app id, tables and output topics (``--output-prefix``).
+(``streams.worker.app.create_app``), its own app id, tables and output topics (``--output-prefix``).
 
 Done when every input record was consumed and nothing was processed for ``IDLE_SECONDS``
 (the fan-out copies have come back through ``<output prefix>.scans-fanout`` by then).
@@ -18,11 +18,11 @@ import mode.loop
 
 from benchmarks.contenders.common import Window, arguments, write_result
 from schemas.topics import TopicNames
-from streams.app import create_app
-from streams.clock import EventClock
-from streams.processor import Processor, SourceMessage
+from streams.core.clock import EventClock
+from streams.core.rules import SlaRules
 from streams.settings import WorkerSettings
-from streams.sla import SlaRules
+from streams.worker.app import create_app
+from streams.worker.processor import Processor, SourceMessage
 
 IDLE_SECONDS = 3.0
 CHANGELOG_CONFIG = {"cleanup.policy": "compact", "retention.ms": "-1"}

@@ -1,7 +1,7 @@
 """The same state machine on Quix Streams 3.28 (stateful: RocksDB + changelog topics).
 
 Runs in its own virtualenv (benchmarks/.venv-quix: Quix pins its own confluent-kafka), with the
-repository root on sys.path so it runs the worker's own pure core: ``streams.processor.Processor``
+repository root on sys.path so it runs the worker's own pure core: ``streams.worker.processor.Processor``
 (apply_scan, consolidation) against Quix's per-key state instead of Faust tables. The scans,
 manifests and fan-out topics are concatenated into one StreamingDataFrame, so a key's records
 share one state store, as in the worker. Done when every input record was consumed and nothing
@@ -25,9 +25,9 @@ from quixstreams.models.serializers import Serializer  # noqa: E402
 
 from benchmarks.contenders.common import Window, arguments, write_result  # noqa: E402
 from schemas.topics import TopicNames  # noqa: E402
-from streams.clock import EventClock  # noqa: E402
-from streams.processor import Processor, SourceMessage  # noqa: E402
-from streams.sla import SlaRules  # noqa: E402
+from streams.core.clock import EventClock  # noqa: E402
+from streams.core.rules import SlaRules  # noqa: E402
+from streams.worker.processor import Processor, SourceMessage  # noqa: E402
 
 IDLE_SECONDS = 3.0
 

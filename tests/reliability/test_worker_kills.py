@@ -18,7 +18,7 @@ from consumers.notifier.store import SubscriptionStore
 from producers.simulator import SimulationConfig, simulate
 from producers.simulator.model import Simulation
 from schemas.topics import TopicNames
-from streams.taxonomy import classify
+from streams.core.taxonomy import classify
 from tests.consumers.notifier.conftest import WebhookReceiver
 from tests.stages import StageLauncher, TopicReader, publish_records, wait_for
 

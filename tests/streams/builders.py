@@ -7,10 +7,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.clock import EventClock
-from streams.consolidation import Unit, apply_manifest, apply_unit_scan
-from streams.parcel import Parcel, apply_scan
-from streams.sla import SlaRules
+from streams.core.clock import EventClock
+from streams.core.consolidation import Unit, apply_manifest, apply_unit_scan
+from streams.core.parcel import Parcel, apply_scan
+from streams.core.rules import SlaRules
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 HOUR = 3_600_000

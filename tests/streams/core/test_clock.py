@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.clock import EventClock
+from streams.core.clock import EventClock
 
 EVENT = 1_767_225_600_000
 

@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 
 from schemas.codec import default_codec
-from streams.consolidation import MAX_KEPT_SCANS, MAX_RECORDED_INPUTS, Unit, apply_manifest, apply_unit_scan
-from streams.taxonomy import InvalidScanError
+from streams.core.consolidation import MAX_KEPT_SCANS, MAX_RECORDED_INPUTS, Unit, apply_manifest, apply_unit_scan
+from streams.core.taxonomy import InvalidScanError
 from tests.streams.builders import HOUR, T0, Pipeline, manifest, scan
 
 BAG = "BAG-001"

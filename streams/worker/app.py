@@ -13,7 +13,7 @@ from faust.sensors import Monitor
 from faust.types import TP, CollectionT, EventT, Message, StreamT
 
 from streams.settings import WorkerSettings
-from streams.transport import DEFAULT_FETCH_MAX_WAIT_MS, WorkerTransport
+from streams.worker.transport import DEFAULT_FETCH_MAX_WAIT_MS, WorkerTransport
 
 #: Producer batches (bytes per partition): ParcelStates carry the parcel's history, so Faust's
 #: 16 KiB default fills after a dozen messages and every few messages cost a produce request.
@@ -48,9 +48,9 @@ class LeanMonitor(Monitor):
 
 
 class WorkerApp(faust.App):
-    """faust.App on the worker's transport (streams/transport.py)."""
+    """faust.App on the worker's transport (streams/worker/transport.py)."""
 
-    #: The consumer's fetch long-poll (streams/transport.py, 3.); set from WorkerSettings.fetch_max_wait.
+    #: The consumer's fetch long-poll (streams/worker/transport.py, 3.); set from WorkerSettings.fetch_max_wait.
     fetch_max_wait_ms: int = DEFAULT_FETCH_MAX_WAIT_MS
 
     def _new_transport(self) -> WorkerTransport:
@@ -63,7 +63,7 @@ def store_url(settings: WorkerSettings) -> str:
 
 
 def create_app(settings: WorkerSettings) -> faust.App:
-    """A Faust app without agents; ``streams.agents.install`` adds the processing."""
+    """A Faust app without agents; ``streams.worker.agents.install`` adds the processing."""
     app = WorkerApp(
         settings.app_id,
         broker=[f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",") if server.strip()],

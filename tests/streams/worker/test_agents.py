@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from faust.stores.rocksdb import RocksDBOptions
 
-from streams.agents import store_options
 from streams.settings import WorkerSettings
+from streams.worker.agents import store_options
 
 MIB = 1024 * 1024
 

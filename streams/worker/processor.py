@@ -33,13 +33,14 @@ from schemas.codec import Codec, DecodeError, EncodeError, default_codec
 from schemas.dead_letters import dead_letter_record
 from schemas.identifiers import identifier_problems
 from schemas.topics import MAX_RECORD_BYTES, TopicNames
-from streams import metrics
-from streams.clock import EventClock
-from streams.consolidation import Unit, apply_manifest, apply_unit_scan
-from streams.parcel import Parcel, apply_scan, apply_sla_due
-from streams.serde import ParcelStateEncoder
-from streams.sla import SlaRules, next_deadline_ms
-from streams.taxonomy import InvalidScanError
+from streams.core.clock import EventClock
+from streams.core.consolidation import Unit, apply_manifest, apply_unit_scan
+from streams.core.parcel import Parcel, apply_scan, apply_sla_due
+from streams.core.rules import SlaRules
+from streams.core.sla import next_deadline_ms
+from streams.core.taxonomy import InvalidScanError
+from streams.worker import metrics
+from streams.worker.serde import ParcelStateEncoder
 
 log = logging.getLogger(__name__)
 

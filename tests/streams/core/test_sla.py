@@ -7,8 +7,10 @@ from pydantic import ValidationError
 
 from schemas.codec import default_codec
 from schemas.sla import SLA_RULES
-from streams.parcel import Parcel, apply_scan
-from streams.sla import DAY_MS, HOUR_MS, SlaRules, evaluate, next_deadline_ms, sla_event_id
+from streams.core.parcel import Parcel, apply_scan
+from streams.core.rules import DAY_MS, HOUR_MS, SlaRules
+from streams.core.sla import evaluate, next_deadline_ms, sla_event_id
+from streams.settings import SlaSettings
 from tests.streams.builders import DAY, HOUR, T0, TN, scan, shipment
 
 RULES = SlaRules()
@@ -168,7 +170,7 @@ def test_rules_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PARCELSTREAM_SLA_CUSTOMS_CLEARANCE_HOURS", "6")
     monkeypatch.setenv("PARCELSTREAM_SLA_PROMISE_EXPRESS_DAYS", "3")
     monkeypatch.setenv("PARCELSTREAM_SLA_AT_RISK_FRACTION", "0.5")
-    rules = SlaRules.from_env()
+    rules = SlaSettings().sla_rules()
     assert rules.customs_clearance_ms == 6 * HOUR_MS
     assert rules.promise_for("express") == 3 * DAY_MS
     assert rules.promise_for("standard") == 10 * DAY_MS
@@ -176,7 +178,7 @@ def test_rules_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_defaults_match_the_documented_rules() -> None:
-    rules = SlaRules.from_env()
+    rules = SlaSettings().sla_rules()
     assert rules == SlaRules()
     assert (rules.customs_clearance_ms, rules.hub_dwell_ms, rules.last_mile_delivery_ms) == (
         24 * HOUR_MS,
@@ -198,4 +200,4 @@ def test_defaults_match_the_documented_rules() -> None:
 def test_invalid_rule_settings_are_refused(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValidationError):
-        SlaRules.from_env()
+        SlaSettings().sla_rules()

@@ -12,9 +12,9 @@ from prometheus_client import REGISTRY
 
 from schemas.codec import default_codec
 from schemas.topics import TopicNames
-from streams.clock import EventClock
-from streams.processor import Output, Processor, Result, SourceMessage
-from streams.sla import SlaRules
+from streams.core.clock import EventClock
+from streams.core.rules import SlaRules
+from streams.worker.processor import Output, Processor, Result, SourceMessage
 from tests.streams.builders import HOUR, T0, manifest, scan, shipment
 
 TOPICS = TopicNames("unit")
@@ -105,7 +105,7 @@ def test_dead_letters_log_the_reason_code_and_source_but_not_the_carrier_text(
     processor, tables = make_processor(), Tables()
     record = scan("ORIGIN_RECEIVED", T0, "pii-1")
     record["code"] = "NOT_A_CODE jane.doe@example.com"
-    with caplog.at_level(logging.WARNING, logger="streams.processor"):
+    with caplog.at_level(logging.WARNING, logger="streams.worker.processor"):
         result = tables.run(processor, scan_message(record, offset=7))
     [dead_letter] = decoded(result.outputs, TOPICS.dead_letters)
     assert "jane.doe@example.com" in dead_letter["reason"]  # the full reason is on the topic

@@ -9,7 +9,7 @@ Rules:
   same event id twice changes nothing (``duplicate``). A late, older event fills in the history.
 - The current status is the status of the latest event in event time, except that a terminal
   event (DELIVERED, RETURNED) holds against later events that do not reopen it (see
-  ``streams.taxonomy``). So a late older event never moves the current status backwards; the only
+  ``streams.core.taxonomy``). So a late older event never moves the current status backwards; the only
   late event that can change it is a terminal one that the later events do not reopen.
 - Last known location: the latest located event up to the current one. Carrier: the current one's.
 - Estimated delivery: the promise is ``ordered_time + SlaRules.promise_for(service_level)``; the
@@ -42,8 +42,9 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
-from streams.sla import SlaRules, evaluate
-from streams.taxonomy import Classification, InvalidScanError, classify
+from streams.core.rules import SlaRules
+from streams.core.sla import evaluate
+from streams.core.taxonomy import Classification, InvalidScanError, classify
 
 #: Share of the service level's promise typically still ahead after each milestone:
 #: (earliest, latest) of the delivery window, counted from the current event's time.
@@ -343,7 +344,7 @@ def apply_scan(parcel: Parcel | None, scan: dict[str, Any], rules: SlaRules, now
     """Apply one parcel ScanEvent dict; mutates and returns ``parcel`` (a new one for ``None``).
 
     Raises ``InvalidScanError`` (``UnknownScanCode`` for an unknown code) and then changes nothing.
-    ``now_ms`` is the event-time clock (``streams.clock.EventClock``) for the SLA evaluation.
+    ``now_ms`` is the event-time clock (``streams.core.clock.EventClock``) for the SLA evaluation.
     """
     tracking_number, classification = _check_scan(parcel, scan)
     if parcel is None:

@@ -5,7 +5,7 @@ import pytest
 from producers.formats.code_maps import BY_RAW_FORMAT
 from schemas.scan_codes import SCAN_CODES
 from schemas.statuses import STATUSES
-from streams.taxonomy import MILESTONES, TAXONOMY, InvalidScanError, UnknownScanCode, classify
+from streams.core.taxonomy import MILESTONES, TAXONOMY, InvalidScanError, UnknownScanCode, classify
 
 
 @pytest.mark.parametrize("code", sorted(SCAN_CODES))

@@ -27,81 +27,21 @@ kind, deadline); the parcel remembers the ids it emitted, so each fires exactly 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
-from schemas.settings import PipelineSettings
 from schemas.sla import SLA_RULES
+from streams.core.rules import (
+    ARRIVAL_CODES,
+    CUSTOMS_CLEARED_CODES,
+    DELIVERED_CODES,
+    HANDOVER_CODES,
+    SILENCE_STATUSES,
+    SlaRules,
+)
 
 if TYPE_CHECKING:
-    from streams.parcel import Parcel
-
-HOUR_MS: Final = 3600 * 1000
-DAY_MS: Final = 24 * HOUR_MS
-
-ARRIVAL_CODES: Final = frozenset({"LINEHAUL_ARRIVED", "LINEHAUL_UNLOADED"})
-DELIVERED_CODES: Final = frozenset({"DELIVERED", "AVAILABLE_FOR_PICKUP"})
-HANDOVER_CODES: Final = frozenset(
-    {"LASTMILE_HANDOVER", "LASTMILE_RECEIVED", "OUT_FOR_DELIVERY", "DELIVERY_ATTEMPT_FAILED"} | DELIVERED_CODES
-)
-CUSTOMS_CLEARED_CODES: Final = frozenset({"IMPORT_CUSTOMS_CLEARED", "HUB_DEPARTED"} | HANDOVER_CODES)
-#: Statuses in which a long silence means the parcel may be lost.
-SILENCE_STATUSES: Final = frozenset({"InTransit", "OutForDelivery"})
-
-
-@dataclass(frozen=True)
-class SlaRules:
-    """SLA configuration; durations in milliseconds. ``SlaRules()`` has the documented defaults."""
-
-    promise_ms: dict[str, int] = field(
-        default_factory=lambda: {"standard": 10 * DAY_MS, "express": 5 * DAY_MS, "economy": 20 * DAY_MS}
-    )
-    customs_clearance_ms: int = 24 * HOUR_MS
-    hub_dwell_ms: int = 12 * HOUR_MS
-    last_mile_delivery_ms: int = 48 * HOUR_MS
-    silence_ms: int = 72 * HOUR_MS
-    at_risk_fraction: float = 0.8
-
-    def promise_for(self, service_level: str | None) -> int:
-        """Promise of a service level; an unknown or missing level gets the standard promise."""
-        return self.promise_ms.get(service_level or "standard", self.promise_ms["standard"])
-
-    @classmethod
-    def from_settings(cls, settings: SlaSettings) -> SlaRules:
-        return cls(
-            promise_ms={
-                "standard": round(settings.sla_promise_standard_days * DAY_MS),
-                "express": round(settings.sla_promise_express_days * DAY_MS),
-                "economy": round(settings.sla_promise_economy_days * DAY_MS),
-            },
-            customs_clearance_ms=round(settings.sla_customs_clearance_hours * HOUR_MS),
-            hub_dwell_ms=round(settings.sla_hub_dwell_hours * HOUR_MS),
-            last_mile_delivery_ms=round(settings.sla_last_mile_delivery_hours * HOUR_MS),
-            silence_ms=round(settings.sla_silence_hours * HOUR_MS),
-            at_risk_fraction=settings.sla_at_risk_fraction,
-        )
-
-    @classmethod
-    def from_env(cls) -> SlaRules:
-        """Rules from ``PARCELSTREAM_SLA_*`` environment variables (see ``SlaSettings``)."""
-        return cls.from_settings(SlaSettings())
-
-
-class SlaSettings(PipelineSettings):
-    """``PARCELSTREAM_SLA_*`` variables; the worker's settings can extend this class."""
-
-    sla_promise_standard_days: float = Field(10.0, gt=0, description="Delivery promise of the standard service")
-    sla_promise_express_days: float = Field(5.0, gt=0, description="Delivery promise of the express service")
-    sla_promise_economy_days: float = Field(20.0, gt=0, description="Delivery promise of the economy service")
-    sla_customs_clearance_hours: float = Field(24.0, gt=0, description="Import customs cleared after arrival within")
-    sla_hub_dwell_hours: float = Field(12.0, gt=0, description="Arrival to last-mile handover within")
-    sla_last_mile_delivery_hours: float = Field(48.0, gt=0, description="Handover to delivery within")
-    sla_silence_hours: float = Field(72.0, gt=0, description="No scan for this long while in transit: maybe lost")
-    sla_at_risk_fraction: float = Field(
-        0.8, gt=0, lt=1, description="At-risk warning once this fraction of a rule's window has passed"
-    )
+    from streams.core.parcel import Parcel
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from producers.gateway.keys import CARRIER_PATTERN
-from streams.metrics import (
+from streams.worker.metrics import (
     MAX_CARRIER_LABELS,
     MAX_ROUTE_LABELS,
     CarrierLabels,
@@ -48,7 +48,7 @@ def test_the_label_accepts_the_carrier_codes_the_gateway_accepts(value: str) -> 
 
 def test_carriers_beyond_the_limit_count_as_other_and_warn_once(caplog: pytest.LogCaptureFixture) -> None:
     labels = CarrierLabels(limit=2)
-    with caplog.at_level(logging.WARNING, logger="streams.metrics"):
+    with caplog.at_level(logging.WARNING, logger="streams.worker.metrics"):
         assert [labels(code) for code in ("CK", "BPOST", "DHL", "CK", "GLS", None, "x y")] == [
             "CK",
             "BPOST",
@@ -94,7 +94,7 @@ def test_a_route_not_known_yet_is_unknown(route: str | None) -> None:
 
 def test_routes_beyond_the_limit_count_as_other_and_warn_once(caplog: pytest.LogCaptureFixture) -> None:
     labels = RouteLabels(limit=2)
-    with caplog.at_level(logging.WARNING, logger="streams.metrics"):
+    with caplog.at_level(logging.WARNING, logger="streams.worker.metrics"):
         shown = [labels(route) for route in ("HGH-LGG-BE", "CN-BE", "CGO-LGG-DE", None, "HGH-LGG-BE", "CN-FR")]
     assert shown == ["HGH-LGG-BE", "CN-BE", "other", "unknown", "HGH-LGG-BE", "other"]
     assert len([record for record in caplog.records if "routes seen" in record.getMessage()]) == 1

@@ -3,7 +3,7 @@
 - ONE agent reads ``scans``, ``manifests``, ``scans-fanout`` and the worker's internal
   ``<app id>-sla-due`` topic as raw bytes. They are co-partitioned by key (tracking number or unit
   id), so a parcel's scans, its unit's manifests and the unit scans fanned out to it all reach the
-  worker that owns the parcel's table partition. ``streams.processor`` does the work.
+  worker that owns the parcel's table partition. ``streams.worker.processor`` does the work.
 - Tables ``parcels`` and ``units`` keep JSON bytes of the core's ``to_dict()``, with compacted
   changelog topics that are never deleted by time (``retention.ms=-1``). Per batch the worker
   writes the tables, waits until the broker acknowledged every changelog record, and only then
@@ -29,12 +29,11 @@ from faust.streams import _current_event  # the current-event context Faust tabl
 from faust.types import EventT, FutureMessage
 
 from schemas.topics import DAY_MS, TopicNames, TopicSpec
-from streams import metrics
-from streams.clock import EventClock
-from streams.deadlines import DeadlineHeap
-from streams.processor import Batch, Processor, SourceMessage, WarmCache
+from streams.core.clock import EventClock
 from streams.settings import WorkerSettings
-from streams.sla import SlaRules
+from streams.worker import metrics
+from streams.worker.deadlines import DeadlineHeap
+from streams.worker.processor import Batch, Processor, SourceMessage, WarmCache
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +121,7 @@ class StreamWorker:
         self.app = app
         self.settings = settings
         self.topics: TopicNames = settings.topics
-        self.rules = SlaRules.from_settings(settings)
+        self.rules = settings.sla_rules()
         self.clock = EventClock(settings.clock_speed)
         self.processor = Processor(self.topics, self.rules, self.clock)
         self.deadlines = DeadlineHeap()

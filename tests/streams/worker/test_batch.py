@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 
 from schemas.codec import default_codec
 from schemas.topics import TopicNames
-from streams.clock import EventClock
-from streams.processor import Output, Processor, SourceMessage, WarmCache
-from streams.sla import SlaRules
+from streams.core.clock import EventClock
+from streams.core.rules import SlaRules
+from streams.worker.processor import Output, Processor, SourceMessage, WarmCache
 from tests.streams.builders import HOUR, T0, scan, shipment
-from tests.streams.test_properties import Journey, journeys
+from tests.streams.core.test_properties import Journey, journeys
 
 TOPICS = TopicNames("batch")
 CODEC = default_codec()

@@ -6,7 +6,7 @@ are in a parcel's history, so ``ParcelStateEncoder`` keeps the Avro bytes of eac
 (tracking number, event id: unique within a parcel), and assembles the message from the parts:
 the fields before ``history`` (encoded by fastavro), the array of cached entries, and the two
 fields after it (``open_sla``, ``version``). The result is byte for byte what
-``Codec.encode("ParcelState", record)`` writes (tests/streams/test_serde.py checks it).
+``Codec.encode("ParcelState", record)`` writes (tests/streams/worker/test_serde.py checks it).
 """
 
 from __future__ import annotations

@@ -158,7 +158,7 @@ def _check_taxonomy() -> None:
     extra = set(TAXONOMY) - set(SCAN_CODES)
     bad = [c.code for c in TAXONOMY.values() if c.status not in STATUSES or c.milestone not in MILESTONES]
     if missing or extra or bad:
-        raise RuntimeError(f"streams.taxonomy out of sync: missing {missing}, extra {extra}, bad {bad}")
+        raise RuntimeError(f"streams.core.taxonomy out of sync: missing {missing}, extra {extra}, bad {bad}")
 
 
 _check_taxonomy()

@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.codec import default_codec
-from streams.serde import ParcelStateEncoder
+from streams.worker.serde import ParcelStateEncoder
 from tests.streams.builders import Pipeline
-from tests.streams.test_properties import Journey, journeys
+from tests.streams.core.test_properties import Journey, journeys
 
 CODEC = default_codec()
 

@@ -15,7 +15,7 @@ from producers.publisher import Publisher
 from producers.simulator import SimulationConfig, simulate
 from producers.simulator.model import AnomalyRates, Simulation
 from schemas.topics import TopicNames
-from streams.taxonomy import classify
+from streams.core.taxonomy import classify
 from tests.stages import PARTITIONS, StageLauncher, StageProcess, TopicReader, publish_records, wait_for
 from tests.streams.builders import HOUR, T0, scan, shipment
 

@@ -1,4 +1,4 @@
-"""Changelog end offsets read from a fetch (streams/transport.py), on the real broker."""
+"""Changelog end offsets read from a fetch (streams/worker/transport.py), on the real broker."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.app import create_app
 from streams.settings import WorkerSettings
-from streams.transport import EndOffsetsError, fetched_end_offsets
+from streams.worker.app import create_app
+from streams.worker.transport import EndOffsetsError, fetched_end_offsets
 from tests.conftest import unique
 
 pytestmark = pytest.mark.integration

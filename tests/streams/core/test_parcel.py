@@ -6,9 +6,9 @@ from typing import Any
 import pytest
 
 from schemas.codec import default_codec
-from streams.parcel import MAX_RECORDED_INPUTS, Outcome, Parcel, apply_scan, apply_sla_due, update_id
-from streams.sla import SlaRules
-from streams.taxonomy import InvalidScanError, UnknownScanCode
+from streams.core.parcel import MAX_RECORDED_INPUTS, Outcome, Parcel, apply_scan, apply_sla_due, update_id
+from streams.core.rules import SlaRules
+from streams.core.taxonomy import InvalidScanError, UnknownScanCode
 from tests.streams.builders import DAY, HOUR, T0, TN, location, scan, shipment
 
 RULES = SlaRules()

@@ -33,7 +33,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from streams.taxonomy import InvalidScanError
+from streams.core.taxonomy import InvalidScanError
 
 MAX_KEPT_SCANS: Final = 256
 MAX_MANIFEST_IDS: Final = 1024

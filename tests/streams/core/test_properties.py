@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.codec import default_codec
-from streams.sla import evaluate
+from streams.core.sla import evaluate
 from tests.streams.builders import HOUR, T0, Pipeline, location, manifest, scan, shipment
 
 BAG = "BAG-7"

@@ -8,8 +8,8 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from schemas.topics import ALL_TOPICS, CO_PARTITIONED, TopicSpec
-from streams.agents import sla_due_spec
 from streams.settings import WorkerSettings
+from streams.worker.agents import sla_due_spec
 
 
 class SetupError(RuntimeError):

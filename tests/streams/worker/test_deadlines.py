@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from streams.deadlines import DeadlineHeap
+from streams.worker.deadlines import DeadlineHeap
 
 
 def test_pop_due_returns_parcels_in_deadline_order_once() -> None:
