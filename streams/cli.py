@@ -193,7 +193,7 @@ def run_worker(settings: WorkerSettings) -> None:
         console.print(f"topics have {partitions} partitions: using {partitions}", highlight=False)
         settings = settings.model_copy(update={"partitions": partitions})
 
-    from streams import metrics
+    from streams.worker import metrics
 
     if settings.metrics_port:
         from prometheus_client import start_http_server
