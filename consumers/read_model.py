@@ -264,8 +264,15 @@ def _text(value: bytes | str | None) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def delay_reasons(open_sla: Iterable[str]) -> list[str]:
+    """The SLA rules a parcel has breached (names of ``schemas/sla.py``), which customers are told as
+    why it runs late; at-risk flags stay internal."""
+    return sorted({flag.split(":", 1)[0] for flag in open_sla if flag.endswith(":breach")})
+
+
 def public_view(fields: Mapping[str, bytes | str | None]) -> dict[str, Any]:
-    """What a customer may see of a stored parcel (no postcode hash, merchant, route or SLA flags)."""
+    """What a customer may see of a stored parcel: no postcode hash, merchant or route, and of the SLA
+    flags only the names of breached rules (``delay_reasons``)."""
     history = json.loads(_text(fields.get("history")) or "[]")
     return {
         "tracking_number": _text(fields.get("tracking_number")),
@@ -276,6 +283,7 @@ def public_view(fields: Mapping[str, bytes | str | None]) -> dict[str, Any]:
         "last_location": json.loads(_text(fields.get("last_location")) or "null"),
         "estimated_delivery": json.loads(_text(fields.get("estimated_delivery")) or "null"),
         "on_time": _text(fields.get("on_time")) != "0",
+        "delay_reasons": delay_reasons(json.loads(_text(fields.get("open_sla")) or "[]")),
         "history": [
             {
                 "event_time_ms": entry["event_time_ms"],
@@ -285,6 +293,7 @@ def public_view(fields: Mapping[str, bytes | str | None]) -> dict[str, Any]:
                 "code": entry["code"],
                 "location": entry.get("location"),
                 "carrier": entry["carrier"],
+                "reason": entry.get("reason"),
             }
             for entry in history
         ],

@@ -31,10 +31,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from consumers.journey import DEFAULT_LANGUAGE, LANGUAGES
 from consumers.notifier.merchant_keys import MerchantKey, MerchantKeyStore
 from consumers.notifier.model import Subscription, SubscriptionError, new_subscription
 from consumers.notifier.store import SubscriptionStore
-from consumers.tracking.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from schemas.statuses import STATUSES
 
 PREFIX: Final = "/v1/subscriptions"

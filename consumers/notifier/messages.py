@@ -1,7 +1,7 @@
-"""Localized notification texts (en, fr, nl, zh) and the webhook payload of a status update.
+"""Notification texts and the webhook payload of a status update.
 
-Status names come from the one catalog, ``consumers/tracking/i18n.py`` (shared with the tracking
-page); this module only adds the e-mail sentences around them.
+The sentences are the tracking page's (``consumers/journey.py``): the step's message, its local
+time and place, and the delivery line, in the subscription's language (en, fr, nl, de, zh).
 """
 
 from __future__ import annotations
@@ -9,32 +9,24 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final
 
-from consumers.tracking.i18n import DEFAULT_LANGUAGE, LANGUAGES, STATUS_NAMES
+from consumers.journey import DEFAULT_LANGUAGE, LANGUAGES, status_name, supported, update_text
 
 _SUBJECT: Final = {
     "en": "Parcel {tracking_number}: {status}",
     "fr": "Colis {tracking_number} : {status}",
     "nl": "Pakket {tracking_number}: {status}",
+    "de": "Paket {tracking_number}: {status}",
     "zh": "包裹 {tracking_number}：{status}",
 }
 _BODY: Final = {
-    "en": "Your parcel {tracking_number} has a new status: {status}.\nUpdated: {event_time}{location}\n",
-    "fr": "Votre colis {tracking_number} a un nouveau statut : {status}.\nMis à jour : {event_time}{location}\n",
-    "nl": "Uw pakket {tracking_number} heeft een nieuwe status: {status}.\nBijgewerkt: {event_time}{location}\n",
-    "zh": "您的包裹 {tracking_number} 状态已更新：{status}。\n更新时间：{event_time}{location}\n",
-}
-_LOCATION: Final = {"en": "\nLocation: {}", "fr": "\nLieu : {}", "nl": "\nLocatie: {}", "zh": "\n位置：{}"}
-_ESTIMATE: Final = {
-    "en": "\nEstimated delivery: {} – {}",
-    "fr": "\nLivraison estimée : {} – {}",
-    "nl": "\nVerwachte bezorging: {} – {}",
-    "zh": "\n预计送达：{} – {}",
+    "en": "Your parcel {tracking_number}: {message}.\n{time}{place}\n{delivery}\n",
+    "fr": "Votre colis {tracking_number} : {message}.\n{time}{place}\n{delivery}\n",
+    "nl": "Uw pakket {tracking_number}: {message}.\n{time}{place}\n{delivery}\n",
+    "de": "Ihr Paket {tracking_number}: {message}.\n{time}{place}\n{delivery}\n",
+    "zh": "您的包裹 {tracking_number}：{message}。\n{time}{place}\n{delivery}\n",
 }
 
-
-def status_name(status: str, language: str) -> str:
-    """The customer-facing name of a status; unknown statuses keep their code."""
-    return STATUS_NAMES.get(language, STATUS_NAMES[DEFAULT_LANGUAGE]).get(status, status)
+__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "email_text", "event_time_iso", "status_name", "webhook_payload"]
 
 
 def event_time_iso(event_time_ms: int, utc_offset_minutes: int) -> str:
@@ -47,9 +39,19 @@ def _date(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).date().isoformat()
 
 
-def webhook_payload(update: dict[str, Any], subscription_id: str, idempotency_key: str) -> dict[str, Any]:
-    """The JSON body sent for one StatusUpdate to one subscription (also e-mail's source data)."""
+def _ms(day: str, offset_minutes: int) -> int:
+    zone = timezone(timedelta(minutes=offset_minutes))
+    return int(datetime.fromisoformat(day).replace(tzinfo=zone).timestamp() * 1000)
+
+
+def webhook_payload(
+    update: dict[str, Any], subscription_id: str, idempotency_key: str, language: str = DEFAULT_LANGUAGE
+) -> dict[str, Any]:
+    """The JSON body sent for one StatusUpdate to one subscription (also e-mail's source data);
+    ``message`` and ``delivery`` are the tracking page's sentences in the subscription's language."""
     estimate = update.get("estimated_delivery")
+    language = supported(language)
+    text = update_text(update, language)
     return {
         "event": "tracking.status_changed",
         "idempotency_key": idempotency_key,
@@ -74,24 +76,40 @@ def webhook_payload(update: dict[str, Any], subscription_id: str, idempotency_ke
         ),
         "on_time": update.get("on_time", True),
         "carrier": update.get("carrier"),
+        "language": language,
+        "message": text.message,
+        "delivery": text.delivery,
     }
 
 
 def email_text(payload: dict[str, Any], language: str) -> tuple[str, str]:
-    """Subject and plain-text body of the e-mail for one notification payload."""
-    language = language if language in LANGUAGES else DEFAULT_LANGUAGE
-    status = status_name(payload["status"], language)
-    location = payload.get("location")
-    location_line = ""
-    if location:
-        place = location.get("name") or location.get("code")
-        location_line = _LOCATION[language].format(place)
+    """Subject and plain-text body of the e-mail for one notification payload, in ``language``."""
+    language = supported(language)
+    moment = datetime.fromisoformat(payload["event_time"])
+    offset = int((moment.utcoffset() or timedelta()).total_seconds() // 60)
     estimate = payload.get("estimated_delivery")
-    if estimate:
-        location_line += _ESTIMATE[language].format(estimate["earliest"], estimate["latest"])
-    fields = {"tracking_number": payload["tracking_number"], "status": status}
+    update = {
+        **payload,
+        "event_time_ms": int(moment.timestamp() * 1000),
+        "utc_offset_minutes": offset,
+        # The payload carries dates (UTC); at midnight in the scan's offset they read as the same dates.
+        "estimated_delivery": (
+            {"earliest_ms": _ms(estimate["earliest"], offset), "latest_ms": _ms(estimate["latest"], offset)}
+            if estimate
+            else None
+        ),
+    }
+    text = update_text(update, language)
+    fields = {"tracking_number": payload["tracking_number"], "status": status_name(payload["status"], language)}
     subject = _SUBJECT[language].format(**fields)
-    body = _BODY[language].format(**fields, event_time=payload["event_time"], location=location_line)
+    place = f" · {text.place}" if text.place else ""
+    body = _BODY[language].format(
+        tracking_number=payload["tracking_number"],
+        message=text.message,
+        time=text.time,
+        place=place,
+        delivery=text.delivery,
+    )
     return subject, body
 
 
@@ -99,7 +117,7 @@ SAMPLE_UPDATE: Final[dict[str, Any]] = {
     "update_id": "sample-update-0001",
     "tracking_number": "LP00123456789CN",
     "status": "InTransit",
-    "sub_status": "InTransit_Arrived",
+    "sub_status": "arrived_at_destination",
     "previous_status": "InfoReceived",
     "event_id": "sample-scan-0001",
     "event_time_ms": 1_790_000_000_000,

@@ -206,7 +206,7 @@ def jobs_for_update(
                 tracking_number=update["tracking_number"],
                 sequence=int(update["sequence"]),
                 update_id=update["update_id"],
-                payload=webhook_payload(update, subscription.subscription_id, key),
+                payload=webhook_payload(update, subscription.subscription_id, key, subscription.language),
                 created_ms=now_ms,
                 next_attempt_ms=now_ms,
             )

@@ -19,8 +19,8 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import redis.asyncio as aioredis
-from fastapi import FastAPI, Header, Query, Request, Security
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi import FastAPI, Query, Request, Security
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.security import APIKeyHeader
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
@@ -37,8 +37,7 @@ from consumers.read_model import (
     public_view,
 )
 from consumers.settings import ConsumerSettings
-from consumers.tracking import i18n
-from consumers.tracking.page import SCRIPT, SECURITY_HEADERS, STYLE, render_page
+from consumers.tracking.page_routes import install_page
 from consumers.tracking.tokens import verify_token
 from schemas.sla import SLA_RULES
 from schemas.statuses import STATUSES
@@ -69,6 +68,7 @@ class HistoryEntry(BaseModel):
     code: str = Field(description="Normalised scan code (schemas/scan_codes.py)")
     location: Location | None = None
     carrier: str
+    reason: str | None = Field(None, description="The carrier's reason for an exception (failed attempt, customs hold)")
 
 
 class Parcel(BaseModel):
@@ -80,6 +80,9 @@ class Parcel(BaseModel):
     last_location: Location | None = None
     estimated_delivery: EstimatedDelivery | None = None
     on_time: bool
+    delay_reasons: list[str] = Field(
+        [], description="SLA rules the parcel has breached, why it runs late: " + ", ".join(SLA_RULES)
+    )
     history: list[HistoryEntry] = Field(description="Applied scans in event-time order")
 
 
@@ -236,42 +239,19 @@ def create_app(settings: ConsumerSettings) -> FastAPI:
             open_breaches=sum(n for flag, n in open_sla.items() if flag.endswith(":breach")),
         )
 
+    async def load_view(request: Request, tracking_number: str, postcode: str | None, token: str | None) -> Any:
+        fields = await authorised_fields(request, tracking_number, postcode, token)
+        return None if fields is None else public_view({k.decode(): v for k, v in fields.items()})
+
     subscriptions_api.install(app)
+    install_page(app, load_view)
     _add_page_and_service_routes(app)
 
     return app
 
 
 def _add_page_and_service_routes(app: FastAPI) -> None:
-    """The tracking page with its script and style, and the service endpoints."""
-
-    @app.get("/track/{tracking_number:path}", response_class=HTMLResponse, include_in_schema=False)
-    async def tracking_page(
-        tracking_number: str,
-        lang: str | None = None,
-        accept_language: Annotated[str | None, Header()] = None,
-    ) -> HTMLResponse:
-        language = i18n.choose_language(lang, accept_language)
-        try:
-            shown, valid = normalize_tracking_number(tracking_number), True
-        except InvalidRecordError:
-            shown, valid = tracking_number[:60], False
-        page = render_page(
-            language=language,
-            title=i18n.STRINGS[language]["page_title"],
-            tracking_number=shown,
-            valid=valid,
-            catalog=i18n.catalog(language),
-        )
-        return HTMLResponse(page, status_code=200 if valid else 422, headers=SECURITY_HEADERS)
-
-    @app.get("/static/track.js", include_in_schema=False)
-    async def tracking_script() -> Response:
-        return Response(SCRIPT, media_type="text/javascript", headers=SECURITY_HEADERS)
-
-    @app.get("/static/track.css", include_in_schema=False)
-    async def tracking_style() -> Response:
-        return Response(STYLE, media_type="text/css", headers=SECURITY_HEADERS)
+    """The service endpoints (the tracking page's routes: ``page_routes.py``)."""
 
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon() -> Response:

@@ -1,139 +1,127 @@
-"""The one catalog of every customer-facing string of the tracking page, in en, fr, nl and zh.
+"""The tracking page's own strings in en, fr, nl, de and zh, and how a language is chosen.
 
-Status names are keyed by ``schemas.statuses.STATUSES``; interface strings by a short name. Every
-language has every key (``tests/consumers/tracking/test_i18n.py`` checks it).
+What the page says about a parcel (status names, each step's message, the milestone bar, the
+delivery line) comes from ``consumers/journey.py``, shared with the notifier. Every language has
+every key (``tests/consumers/tracking/test_i18n.py`` checks it).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-LANGUAGES: Final[tuple[str, ...]] = ("en", "fr", "nl", "zh")
-DEFAULT_LANGUAGE: Final = "en"
+from consumers.journey import DEFAULT_LANGUAGE, LANGUAGES
 
-STATUS_NAMES: Final[dict[str, dict[str, str]]] = {
-    "en": {
-        "InfoReceived": "Info received",
-        "InTransit": "In transit",
-        "CustomsHold": "Held at customs",
-        "OutForDelivery": "Out for delivery",
-        "AttemptFail": "Delivery attempt failed",
-        "AvailableForPickup": "Ready for pickup",
-        "Delivered": "Delivered",
-        "Exception": "Exception",
-        "Expired": "Expired",
-    },
-    "fr": {
-        "InfoReceived": "Informations reçues",
-        "InTransit": "En transit",
-        "CustomsHold": "Retenu en douane",
-        "OutForDelivery": "En cours de livraison",
-        "AttemptFail": "Échec de la livraison",
-        "AvailableForPickup": "Disponible au point de retrait",
-        "Delivered": "Livré",
-        "Exception": "Incident",
-        "Expired": "Expiré",
-    },
-    "nl": {
-        "InfoReceived": "Informatie ontvangen",
-        "InTransit": "Onderweg",
-        "CustomsHold": "Tegengehouden door de douane",
-        "OutForDelivery": "Wordt bezorgd",
-        "AttemptFail": "Bezorgpoging mislukt",
-        "AvailableForPickup": "Klaar om op te halen",
-        "Delivered": "Bezorgd",
-        "Exception": "Probleem",
-        "Expired": "Verlopen",
-    },
-    "zh": {
-        "InfoReceived": "已收到信息",
-        "InTransit": "运输途中",
-        "CustomsHold": "海关扣留",
-        "OutForDelivery": "派送中",
-        "AttemptFail": "投递失败",
-        "AvailableForPickup": "待取件",
-        "Delivered": "已签收",
-        "Exception": "异常",
-        "Expired": "已过期",
-    },
+#: The language switcher's labels: each language by its own name.
+LANGUAGE_NAMES: Final[dict[str, str]] = {
+    "en": "English",
+    "fr": "Français",
+    "nl": "Nederlands",
+    "de": "Deutsch",
+    "zh": "中文",
 }
+#: The cookie that remembers a language chosen with ``?lang=``.
+LANGUAGE_COOKIE: Final = "parcelstream_lang"
 
 STRINGS: Final[dict[str, dict[str, str]]] = {
     "en": {
         "page_title": "Track your parcel",
         "tracking_number": "Tracking number",
         "status": "Status",
-        "last_location": "Last known location",
-        "estimated_delivery": "Estimated delivery",
-        "on_time": "On time",
-        "late": "Delayed",
-        "history": "History",
+        "delivery": "Delivery",
+        "journey": "Journey",
+        "history": "What happened",
+        "what_you_can_do": "What you can do:",
+        "done": "done",
+        "current": "current step",
         "no_history": "No scans yet",
-        "loading": "Loading…",
         "not_found": "We could not find this parcel. Check the tracking number and your link.",
         "malformed": "This is not a valid tracking number.",
+        "language": "Language",
         "live": "Live updates",
         "reconnecting": "Reconnecting…",
-        "unknown": "Unknown",
+        "updated": "Updated",
     },
     "fr": {
         "page_title": "Suivre votre colis",
         "tracking_number": "Numéro de suivi",
         "status": "Statut",
-        "last_location": "Dernière position connue",
-        "estimated_delivery": "Livraison estimée",
-        "on_time": "À l'heure",
-        "late": "En retard",
-        "history": "Historique",
+        "delivery": "Livraison",
+        "journey": "Parcours",
+        "history": "Étapes",
+        "what_you_can_do": "Que faire :",
+        "done": "terminé",
+        "current": "étape actuelle",
         "no_history": "Aucun scan pour l'instant",
-        "loading": "Chargement…",
         "not_found": "Colis introuvable. Vérifiez le numéro de suivi et votre lien.",
         "malformed": "Ce numéro de suivi n'est pas valide.",
+        "language": "Langue",
         "live": "Mises à jour en direct",
         "reconnecting": "Reconnexion…",
-        "unknown": "Inconnu",
+        "updated": "Mis à jour",
     },
     "nl": {
         "page_title": "Volg je pakket",
         "tracking_number": "Trackingnummer",
         "status": "Status",
-        "last_location": "Laatst bekende locatie",
-        "estimated_delivery": "Verwachte bezorging",
-        "on_time": "Op tijd",
-        "late": "Vertraagd",
-        "history": "Geschiedenis",
+        "delivery": "Bezorging",
+        "journey": "Traject",
+        "history": "Wat er gebeurde",
+        "what_you_can_do": "Wat je kunt doen:",
+        "done": "klaar",
+        "current": "huidige stap",
         "no_history": "Nog geen scans",
-        "loading": "Laden…",
         "not_found": "We konden dit pakket niet vinden. Controleer het trackingnummer en je link.",
         "malformed": "Dit is geen geldig trackingnummer.",
+        "language": "Taal",
         "live": "Live-updates",
         "reconnecting": "Opnieuw verbinden…",
-        "unknown": "Onbekend",
+        "updated": "Bijgewerkt",
+    },
+    "de": {
+        "page_title": "Sendung verfolgen",
+        "tracking_number": "Sendungsnummer",
+        "status": "Status",
+        "delivery": "Zustellung",
+        "journey": "Sendungsverlauf",
+        "history": "Was passiert ist",
+        "what_you_can_do": "Was Sie tun können:",
+        "done": "erledigt",
+        "current": "aktueller Schritt",
+        "no_history": "Noch keine Scans",
+        "not_found": "Wir konnten diese Sendung nicht finden. Prüfen Sie die Sendungsnummer und Ihren Link.",
+        "malformed": "Dies ist keine gültige Sendungsnummer.",
+        "language": "Sprache",
+        "live": "Live-Aktualisierung",
+        "reconnecting": "Verbindung wird wiederhergestellt…",
+        "updated": "Aktualisiert",
     },
     "zh": {
         "page_title": "包裹追踪",
         "tracking_number": "运单号",
         "status": "状态",
-        "last_location": "最新位置",
-        "estimated_delivery": "预计送达",
-        "on_time": "准时",
-        "late": "延误",
+        "delivery": "派送",
+        "journey": "运输进度",
         "history": "物流轨迹",
+        "what_you_can_do": "您可以：",
+        "done": "已完成",
+        "current": "当前步骤",
         "no_history": "暂无扫描记录",
-        "loading": "加载中…",
         "not_found": "未找到该包裹，请检查运单号和链接。",
         "malformed": "运单号格式无效。",
+        "language": "语言",
         "live": "实时更新",
         "reconnecting": "正在重新连接…",
-        "unknown": "未知",
+        "updated": "已更新",
     },
 }
 
 
-def choose_language(requested: str | None, accept_language: str | None) -> str:
-    """``?lang=`` if supported, else the best supported language of Accept-Language, else English."""
-    if requested and requested.lower() in LANGUAGES:
-        return requested.lower()
+def choose_language(requested: str | None, accept_language: str | None, remembered: str | None = None) -> str:
+    """``?lang=`` if supported, else the remembered choice (cookie), else the best supported language
+    of Accept-Language, else English."""
+    for choice in (requested, remembered):
+        if choice and choice.lower() in LANGUAGES:
+            return choice.lower()
     ranked: list[tuple[float, int, str]] = []
     for position, part in enumerate((accept_language or "").split(",")):
         tag, _, params = part.strip().partition(";")
@@ -147,8 +135,3 @@ def choose_language(requested: str | None, accept_language: str | None) -> str:
         if primary in LANGUAGES and quality > 0:
             ranked.append((-quality, position, primary))
     return min(ranked)[2] if ranked else DEFAULT_LANGUAGE
-
-
-def catalog(language: str) -> dict[str, dict[str, str]]:
-    """Everything the page needs in one language."""
-    return {"strings": STRINGS[language], "statuses": STATUS_NAMES[language]}

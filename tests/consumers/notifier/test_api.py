@@ -130,7 +130,7 @@ def test_missing_wrong_and_revoked_keys_get_401_before_the_body_is_read(
                 api.get(PREFIX),
                 api.get(f"{PREFIX}/0123456789abcdef"),
                 api.delete(f"{PREFIX}/0123456789abcdef"),
-                api.post(PREFIX, json={"language": "de", "statuses": ["Lost"]}),  # invalid, but 401 first
+                api.post(PREFIX, json={"language": "es", "statuses": ["Lost"]}),  # invalid, but 401 first
             ]
         for answer in answers:
             assert answer.status_code == 401, (attempt, answer.text)
@@ -144,7 +144,7 @@ def test_invalid_requests_get_422_naming_every_field(
     base_url: str, issue_key: Callable[[str], IssuedMerchantKey], sync_redis: redis.Redis, redis_prefix: str
 ) -> None:
     cases: list[tuple[Any, set[str]]] = [
-        ({"webhook_url": HOOK, "language": "de"}, {"body.language"}),
+        ({"webhook_url": HOOK, "language": "es"}, {"body.language"}),
         ({"webhook_url": HOOK, "statuses": ["Delivered", "Lost"]}, {"body.statuses.1"}),
         ({"webhook_url": "ftp://files.example/x"}, {"body.webhook_url"}),
         ({"webhook_url": "hooks.example/no-scheme"}, {"body.webhook_url"}),

@@ -59,6 +59,6 @@ def test_test_delivery_by_email_and_failures_in_one_line(
     both = _invoke(["subscriptions", "add", "--merchant", "m", "--tracking-number", "t", "--email", "a@b.example"],
                    redis_url, redis_prefix)  # fmt: skip
     assert both.exit_code == 1 and "exactly one of --merchant and --tracking-number" in both.output
-    bad_language = _invoke(["subscriptions", "add", "--merchant", "m", "--email", "a@b.example", "--language", "de"],
+    bad_language = _invoke(["subscriptions", "add", "--merchant", "m", "--email", "a@b.example", "--language", "es"],
                            redis_url, redis_prefix)  # fmt: skip
     assert bad_language.exit_code == 1 and "language must be one of" in bad_language.output

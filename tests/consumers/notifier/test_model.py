@@ -15,7 +15,7 @@ from consumers.notifier.model import (
     mask_address,
     new_subscription,
 )
-from consumers.tracking.i18n import LANGUAGES, STATUS_NAMES
+from consumers.journey import LANGUAGES, STATUS_NAMES
 
 from .conftest import status_update
 
@@ -68,7 +68,7 @@ def test_job_and_subscription_survive_json() -> None:
         ({"address": "https://h/a b"}, "http", "address"),
         ({"address": "https://h/\r\nX-Injected: 1"}, "http", "address"),
         ({"channel": "email", "address": "not-an-address"}, "e-mail", "address"),
-        ({"language": "de"}, "language", "language"),
+        ({"language": "es"}, "language", "language"),
         ({"statuses": ["Lost"]}, "unknown status Lost", "statuses"),
     ],
 )
@@ -108,7 +108,27 @@ def test_payload_and_email_text() -> None:
         datetime.fromtimestamp(ms / 1000, UTC).date().isoformat() for ms in (1_790_100_000_000, 1_790_300_000_000)
     )
     assert payload["estimated_delivery"] == {"earliest": earliest, "latest": latest, "promised": None}
+    assert payload["language"] == "en"
+    assert payload["delivery"] == "Delivered on Mon, Sep 21, 2026 15:15 (UTC+1)"
     subject, body = email_text(payload, "nl")
     assert subject == "Pakket LP1: Bezorgd"
-    assert f"Verwachte bezorging: {earliest} – {latest}" in body
+    assert "Bezorgd op ma 21 sep 2026 15:15 (UTC+1)" in body
     assert email_text(payload, "xx")[0] == "Parcel LP1: Delivered"
+
+
+def test_webhooks_and_emails_say_what_happened_as_the_tracking_page_does() -> None:
+    update = status_update("LP1", 3, "InTransit")
+    update["sub_status"] = "arrived_at_destination"
+    update["estimated_delivery"] = {"earliest_ms": 1_790_100_000_000, "latest_ms": 1_790_300_000_000}
+    french = webhook_payload(update, "sub-1", "key-1", "fr")
+    assert french["language"] == "fr"
+    assert french["message"] == "Arrivé à Liège Airport (LGG), Belgique"
+    assert french["delivery"].startswith("Livraison prévue ")
+    subject, body = email_text(french, "de")
+    assert subject == "Paket LP1: Unterwegs"
+    assert body.startswith("Ihr Paket LP1: Angekommen in Liège Airport (LGG), Belgien.\n")
+    assert "(UTC+1)" in body
+    assert "Erwartet " in body
+    held = status_update("LP1", 4, "CustomsHold")
+    held["sub_status"] = "held_import"
+    assert webhook_payload(held, "sub-1", "key-2", "zh")["message"] == "被比利时海关扣留"
