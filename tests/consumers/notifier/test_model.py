@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from consumers.journey import LANGUAGES, STATUS_NAMES
 from consumers.notifier.messages import email_text, webhook_payload
 from consumers.notifier.model import (
     NotificationJob,
@@ -15,7 +16,6 @@ from consumers.notifier.model import (
     mask_address,
     new_subscription,
 )
-from consumers.journey import LANGUAGES, STATUS_NAMES
 
 from .conftest import status_update
 

@@ -12,6 +12,7 @@ import redis
 from consumers.read_model import TRACKING_NUMBER_RULE
 from consumers.settings import ConsumerSettings
 from consumers.tracking.tokens import mint_token
+from tests.consumers import journeys
 from tests.consumers.helpers import OPERATIONS_KEY, TRACKING_SECRET, parcel_state, seed
 
 pytestmark = pytest.mark.integration
@@ -137,13 +138,48 @@ def test_health_metrics_and_page_languages(api: httpx.Client) -> None:
     assert api.get("/healthz").json() == {"status": "ok"}
     assert "parcelstream_worker_up" in api.get("/metrics").text
     french = api.get(f"/track/{TN}", params={"lang": "fr"})
-    assert french.status_code == 200
+    assert french.status_code == 404  # no credentials: the same "not found" page as an unknown parcel
     assert '<html lang="fr">' in french.text
     assert "Suivre votre colis" in french.text
+    assert "Colis introuvable" in french.text
     assert "script-src 'self'" in french.headers["content-security-policy"]
-    dutch = api.get(f"/track/{TN}", headers={"Accept-Language": "de-DE, nl-BE;q=0.8, en;q=0.5"})
+    assert api.cookies["parcelstream_lang"] == "fr"
+    api.cookies.clear()
+    dutch = api.get(f"/track/{TN}", headers={"Accept-Language": "es-ES, nl-BE;q=0.8, en;q=0.5"})
     assert '<html lang="nl">' in dutch.text
     malformed = api.get("/track/%3Cscript%3Ealert(1)")
     assert malformed.status_code == 422
     assert "<script>alert" not in malformed.text
+    assert "&lt;script&gt;alert(1)" in malformed.text
     assert "\\u003cscript\\u003ealert(1)" in malformed.text
+
+
+def test_the_page_renders_the_parcel_without_javascript_and_remembers_the_language(
+    api: httpx.Client, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    seed(redis_client, redis_prefix, journeys.held_in_customs(TN))
+    token = mint_token(TRACKING_SECRET, TN)
+    page = api.get(f"/track/{TN}", params={"token": token, "lang": "de"})
+    assert page.status_code == 200
+    assert '<html lang="de">' in page.text
+    assert "Vom Zoll angehalten (Belgien): IOSS number missing or invalid" in page.text
+    assert "Verspätet: die Verzollung dauert länger als üblich" in page.text
+    assert 'aria-current="step">Angekommen: Belgien' in page.text
+    assert page.cookies["parcelstream_lang"] == "de"
+    # The choice is remembered over Accept-Language; the language links keep the token.
+    again = api.get(f"/track/{TN}", params={"token": token}, headers={"Accept-Language": "fr"})
+    assert '<html lang="de">' in again.text
+    assert f'href="?token={token}&amp;lang=nl"' in again.text
+    by_postcode = api.get(f"/track/{TN}", params={"postcode": "1000bx", "lang": "en"})
+    assert by_postcode.status_code == 200
+    assert "Held by customs in Belgium: IOSS number missing or invalid" in by_postcode.text
+
+    view = api.get(f"/track/{TN}/view", params={"token": token, "lang": "zh"})
+    assert view.status_code == 200
+    assert view.text.startswith('<div id="parcel-view" data-version="10">')
+    assert "被比利时海关扣留" in view.text
+    denied = api.get(f"/track/{TN}/view", params={"token": mint_token("another-secret", TN)})
+    unknown = api.get("/track/LX999999999CN/view", params={"token": mint_token(TRACKING_SECRET, "LX999999999CN")})
+    assert denied.status_code == unknown.status_code == 404
+    assert denied.text == unknown.text == ""
+    assert api.get("/track/bad!/view").status_code == 422
