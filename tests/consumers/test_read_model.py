@@ -165,6 +165,15 @@ def test_public_view_shows_customers_no_internal_fields() -> None:
     assert "event_id" not in view["history"][0]
 
 
+def test_customers_see_which_rules_make_a_parcel_late_but_not_internal_warnings() -> None:
+    state = parcel_state("LX123456785CN", 2, open_sla=["silence:at_risk", "promise:breach", "customs_clearance:breach"])
+    state["history"][-1]["reason"] = "IOSS number missing or invalid"
+    view = public_view(project(state).fields)
+    assert view["delay_reasons"] == ["customs_clearance", "promise"]
+    assert view["history"][-1]["reason"] == "IOSS number missing or invalid"
+    assert view["history"][0]["reason"] is None
+
+
 def test_the_test_records_are_valid_parcel_states() -> None:
     assert default_codec().validate("ParcelState", parcel_state("LX123456785CN", 3)) == []
 
