@@ -1,7 +1,7 @@
 """The sub-status each normalised scan code gives a parcel (the values of ``sub_status`` in
 ParcelState, its history and StatusUpdate).
 
-``streams/taxonomy.py`` decides a scan's status and sub-status; this is the same vocabulary for the
+``streams/core/taxonomy.py`` decides a scan's status and sub-status; this is the same vocabulary for the
 stages that only read it (the customer messages of ``consumers/journey.py`` are keyed by it).
 ``tests/consumers/test_journey.py`` fails when the two drift apart.
 """

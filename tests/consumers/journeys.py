@@ -6,12 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from streams.core.taxonomy import classify
 from tests.consumers.helpers import BASE_TIME_MS, parcel_state
-
-try:  # the stream processor's rules, wherever the split of streams/ puts them
-    from streams.core.taxonomy import classify  # type: ignore[import-not-found]
-except ImportError:
-    from streams.taxonomy import classify
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
