@@ -179,6 +179,25 @@ def test_each_parcel_reads_at_each_width_and_passes_axe(
     assert serious_axe_violations(page) == []
 
 
+@pytest.mark.parametrize("width", sorted(WIDTHS))
+def test_the_not_found_and_malformed_pages_pass_axe(
+    width: int,
+    page_settings: ConsumerSettings,
+    tracking_server: Callable[[ConsumerSettings], str],
+    new_page: Callable[..., Page],
+) -> None:
+    base_url = tracking_server(page_settings)
+    page = new_page(width=width, axe=True)
+    for url, message in [
+        (page_url(base_url, TN, "nl"), "We konden dit pakket niet vinden."),
+        (f"{base_url}/track/not-a-parcel!?lang=zh", "运单号格式无效。"),
+    ]:
+        page.goto(url)
+        assert page.inner_text("#message").startswith(message)
+        assert page.locator("#parcel-view").count() == 0
+        assert serious_axe_violations(page) == []
+
+
 def test_the_axe_check_finds_what_it_must(
     page_settings: ConsumerSettings, tracking_server: Callable[[ConsumerSettings], str], new_page: Callable[..., Page]
 ) -> None:
