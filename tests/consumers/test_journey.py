@@ -189,3 +189,17 @@ def test_update_text_for_the_notifier_is_the_pages_sentence() -> None:
     arrived = update_text({**state["history"][6], "estimated_delivery": state["estimated_delivery"]}, "en")
     assert arrived.message == "Arrived at Liège Airport (LGG), Belgium"
     assert arrived.time == "Sat, Jan 3, 2026 11:00 (UTC+1)"
+
+
+def test_an_export_reads_as_the_mirror_journey() -> None:
+    steps: list[journeys.Step] = [
+        ("ORDER_CREATED", 0, journeys.HUB, journeys.BELGIUM, "CAINIAO", None),
+        ("EXPORT_CUSTOMS_CLEARED", 10, journeys.CUSTOMS, journeys.BELGIUM, "BE-CUSTOMS", None),
+        ("LINEHAUL_DEPARTED", 20, journeys.LGG, journeys.BELGIUM, "CK", None),
+        ("LINEHAUL_ARRIVED", 32, journeys.HGH, journeys.CHINA, "CK", None),
+    ]
+    shown = journey(view_of(journeys.journey_state("LX123456785CN", steps)), "en")
+    assert [m.label for m in shown.milestones][1:3] == ["Left Belgium", "Arrived in China"]
+    assert [m.state for m in shown.milestones][:4] == ["done", "done", "current", "todo"]
+    assert shown.steps[0].message == "Arrived at Hangzhou Xiaoshan International Airport (HGH), China"
+    assert shown.steps[2].message == "Released by export customs in Belgium"

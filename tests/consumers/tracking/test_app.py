@@ -183,3 +183,16 @@ def test_the_page_renders_the_parcel_without_javascript_and_remembers_the_langua
     assert denied.status_code == unknown.status_code == 404
     assert denied.text == unknown.text == ""
     assert api.get("/track/bad!/view").status_code == 422
+
+
+def test_the_not_found_page_does_not_tell_an_unknown_parcel_from_wrong_credentials(
+    api: httpx.Client, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    wrong_token = mint_token("another-secret", TN)
+    requests = [{"token": wrong_token}, {"postcode": "2000AB"}, {}]
+    before = [api.get(f"/track/{TN}", params={**params, "lang": "en"}) for params in requests]
+    seed(redis_client, redis_prefix, journeys.delivered(TN))
+    after = [api.get(f"/track/{TN}", params={**params, "lang": "en"}) for params in requests]
+    assert [page.status_code for page in before + after] == [404] * 6
+    assert [page.text for page in before] == [page.text for page in after]
+    assert all("Delivered" not in page.text for page in after)
