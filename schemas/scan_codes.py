@@ -50,6 +50,9 @@ SCAN_CODES: Final[dict[str, str]] = {
     "RETURNED": "Returned to the sender",
     "LOST": "Declared lost",
     "DAMAGED": "Declared damaged",
+    # Information
+    "CARRIER_INFORMATION": "A carrier's notice that moves nothing (documents handed over, consignee delivery); "
+    "kept in the history, the status stays",
 }
 
 #: How a scan reached us; ``raw_code`` is in this format's vocabulary.

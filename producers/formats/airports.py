@@ -1,15 +1,18 @@
 """IATA airport codes the air-cargo parsers know: country and IANA time zone.
 
-Cargo-IMP FSU messages give local times without an offset, so converting them to UTC needs the
-airport's time zone. This is a deliberately small list (the hubs and cargo airports on the lanes
-parcelstream serves); a well-formed code missing here is reported as ``unknown_location`` rather
-than guessed. Add a line to support another airport.
+Cargo-IMP FSU and Cargo-XML XFSU messages give local times without an offset, so converting them
+to UTC needs the airport's time zone. The codes come from the maintained ``airportsdata`` package
+(MIT licence, ~7,900 airports with an IATA code, each with its ISO country and IANA time zone),
+pinned in pyproject.toml; a well-formed code missing there is reported as ``unknown_location``
+rather than guessed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from functools import cache
+
+import airportsdata
 
 
 @dataclass(frozen=True)
@@ -20,60 +23,15 @@ class Airport:
     name: str
 
 
-_ROWS: Final = (
-    # Europe
-    ("LGG", "BE", "Europe/Brussels", "Liège"),
-    ("BRU", "BE", "Europe/Brussels", "Brussels"),
-    ("AMS", "NL", "Europe/Amsterdam", "Amsterdam Schiphol"),
-    ("FRA", "DE", "Europe/Berlin", "Frankfurt"),
-    ("LEJ", "DE", "Europe/Berlin", "Leipzig/Halle"),
-    ("MUC", "DE", "Europe/Berlin", "Munich"),
-    ("CGN", "DE", "Europe/Berlin", "Cologne Bonn"),
-    ("CDG", "FR", "Europe/Paris", "Paris Charles de Gaulle"),
-    ("LHR", "GB", "Europe/London", "London Heathrow"),
-    ("EMA", "GB", "Europe/London", "East Midlands"),
-    ("LUX", "LU", "Europe/Luxembourg", "Luxembourg"),
-    ("MAD", "ES", "Europe/Madrid", "Madrid"),
-    ("MXP", "IT", "Europe/Rome", "Milan Malpensa"),
-    ("VIE", "AT", "Europe/Vienna", "Vienna"),
-    ("ZRH", "CH", "Europe/Zurich", "Zurich"),
-    ("BUD", "HU", "Europe/Budapest", "Budapest"),
-    ("WAW", "PL", "Europe/Warsaw", "Warsaw"),
-    ("IST", "TR", "Europe/Istanbul", "Istanbul"),
-    # Middle East
-    ("DXB", "AE", "Asia/Dubai", "Dubai"),
-    ("DWC", "AE", "Asia/Dubai", "Dubai World Central"),
-    ("DOH", "QA", "Asia/Qatar", "Doha"),
-    # Asia
-    ("HGH", "CN", "Asia/Shanghai", "Hangzhou"),
-    ("PVG", "CN", "Asia/Shanghai", "Shanghai Pudong"),
-    ("PEK", "CN", "Asia/Shanghai", "Beijing Capital"),
-    ("CAN", "CN", "Asia/Shanghai", "Guangzhou"),
-    ("SZX", "CN", "Asia/Shanghai", "Shenzhen"),
-    ("CGO", "CN", "Asia/Shanghai", "Zhengzhou"),
-    ("HKG", "HK", "Asia/Hong_Kong", "Hong Kong"),
-    ("TPE", "TW", "Asia/Taipei", "Taipei"),
-    ("ICN", "KR", "Asia/Seoul", "Seoul Incheon"),
-    ("NRT", "JP", "Asia/Tokyo", "Tokyo Narita"),
-    ("SIN", "SG", "Asia/Singapore", "Singapore"),
-    ("BKK", "TH", "Asia/Bangkok", "Bangkok"),
-    ("DEL", "IN", "Asia/Kolkata", "Delhi"),
-    # Americas
-    ("JFK", "US", "America/New_York", "New York JFK"),
-    ("ORD", "US", "America/Chicago", "Chicago O'Hare"),
-    ("MIA", "US", "America/New_York", "Miami"),
-    ("LAX", "US", "America/Los_Angeles", "Los Angeles"),
-    ("ANC", "US", "America/Anchorage", "Anchorage"),
-    ("MEM", "US", "America/Chicago", "Memphis"),
-    ("SDF", "US", "America/New_York", "Louisville"),
-    ("YYZ", "CA", "America/Toronto", "Toronto"),
-    ("GRU", "BR", "America/Sao_Paulo", "São Paulo Guarulhos"),
-    ("MEX", "MX", "America/Mexico_City", "Mexico City"),
-    # Africa and Oceania
-    ("ADD", "ET", "Africa/Addis_Ababa", "Addis Ababa"),
-    ("JNB", "ZA", "Africa/Johannesburg", "Johannesburg"),
-    ("NBO", "KE", "Africa/Nairobi", "Nairobi"),
-    ("SYD", "AU", "Australia/Sydney", "Sydney"),
-)
+@cache
+def _table() -> dict[str, dict[str, object]]:
+    # Loaded once per process (~60 ms, a few MB): the parsers look codes up per status line.
+    return airportsdata.load("IATA")
 
-AIRPORTS: Final[dict[str, Airport]] = {row[0]: Airport(*row) for row in _ROWS}
+
+def airport(code: str) -> Airport | None:
+    """The airport of an IATA code, or None when the data set does not list it."""
+    row = _table().get(code)
+    if row is None or not row.get("tz"):
+        return None
+    return Airport(code, str(row["country"]), str(row["tz"]), str(row["name"]))

@@ -8,22 +8,34 @@ from __future__ import annotations
 
 from typing import Final
 
-#: IATA Cargo-IMP FSU / Cargo-XML XFSU status codes (air cargo, per AWB).
+#: IATA Cargo-IMP FSU / Cargo-XML XFSU status codes (air cargo, per AWB): every status code of the
+#: Cargo-IMP FSU. Notices that move nothing are informational (CARRIER_INFORMATION): documents
+#: received or handed over (AWR, AWD: not a customs step), deliveries to the consignee (DLV, DDL:
+#: the AWB's consignee may be an agent or broker, not the hub, so they are not a hub receipt), and
+#: warehouse moves whose side of the journey the code does not tell (FIW, FOW).
 IATA_FSU: Final[dict[str, str]] = {
     "BKD": "LINEHAUL_BOOKED",
+    "FOH": "LINEHAUL_RECEIVED",
     "RCS": "LINEHAUL_RECEIVED",
+    "FIW": "CARRIER_INFORMATION",  # freight into a warehouse: origin or destination, the code does not say
     "MAN": "LINEHAUL_MANIFESTED",
+    "PRE": "LINEHAUL_MANIFESTED",  # prepared for loading on the manifested flight
+    "FOW": "CARRIER_INFORMATION",  # freight out of a warehouse: likewise
     "DEP": "LINEHAUL_DEPARTED",
+    "TRM": "TRANSIT_ARRIVED",  # at a transfer point, to be handed to another carrier
     "TFD": "TRANSIT_DEPARTED",
     "RCT": "TRANSIT_ARRIVED",
     "ARR": "LINEHAUL_ARRIVED",
     "RCF": "LINEHAUL_UNLOADED",
     "NFD": "LINEHAUL_UNLOADED",
-    "AWD": "IMPORT_CUSTOMS_PRESENTED",
+    "AWR": "CARRIER_INFORMATION",
+    "AWD": "CARRIER_INFORMATION",
+    "CRC": "IMPORT_CUSTOMS_PRESENTED",  # reported to customs
+    "TGC": "IMPORT_CUSTOMS_PRESENTED",  # transferred to customs / government control
     "CCD": "IMPORT_CUSTOMS_CLEARED",
-    "DLV": "HUB_RECEIVED",
+    "DLV": "CARRIER_INFORMATION",
+    "DDL": "CARRIER_INFORMATION",
     "DIS": "LINEHAUL_DISCREPANCY",
-    "FOH": "LINEHAUL_RECEIVED",
 }
 
 #: UPU EMSEVT v3 event codes (standard M40), postal / e-commerce.

@@ -3,23 +3,28 @@
 Accepted syntax (docs/formats.md, "IATA Cargo-IMP FSU"): one or more messages per file, each
 starting with an ``FSU/nn`` header line, then the AWB consignment detail line
 (``020-12345675FRAJFK/T1K100``), then one status line per event (``DEP/LH400/16OCT/FRAJFK/T1K100``).
-Type B envelope lines (``QK ...`` priority/address, ``.ORIGIN ...``) and ``OSI`` lines are skipped;
-a line starting with ``/`` continues the previous line.
+The Type B envelope is skipped: SOH/STX/ETX control characters (ETX ends a message), address lines
+(``QK LGGFMCV``, or addresses alone), the origin line (``.HDQFMCK 301245``, whose UTC date-time
+group is the message's envelope time), ``ZCZC`` / ``NNNN`` and ``=HEADER``-style lines. ``OSI``
+(other service information), ``OCI`` (other customs information) and ``ULD`` lines carry no status
+event and are skipped; a line starting with ``/`` continues the previous line.
 
 Status line fields are recognised by their form, whatever their position: flight (``LH400``), day
 and optional local time (``16OCT`` / ``16OCT1230``), a separate time (``1230``, ``A1230`` actual,
 ``E`` estimated, ``S`` scheduled), airport pair (``FRAJFK``) or airport (``JFK``), pieces and
 weight (``T10K250.5``; ``P5K100T10`` = part shipment, 5 of 10 pieces), and for DIS the
 discrepancy code (``MSCA``). Times are local at the event's airport and converted to UTC with its
-time zone (``producers.formats.airports``); the year, absent from Cargo-IMP, is the one that puts
-the day nearest to the time of parsing.
+time zone (``producers.formats.airports``); the year, absent from Cargo-IMP, is the latest that
+puts the event no later than the message's envelope time, else the time it is read
+(``reference_time_ms``, injectable), give or take ``CLOCK_SKEW``.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Final
 from zoneinfo import ZoneInfo
 
 from producers.formats.base import FormatError, ParseResult
@@ -30,11 +35,18 @@ RAW_FORMAT = "iata-fsu"
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 #: Status codes whose event happens at the origin of the airport pair (the others at its destination).
 AT_DEPARTURE_AIRPORT = frozenset({"BKD", "RCS", "MAN", "DEP", "FOH", "TFD", "PRE"})
-#: Cargo-IMP lines that carry no status event.
-INFORMATION_LINES = frozenset({"OSI"})
+#: Cargo-IMP lines that carry no status event: other service / customs information, ULD details.
+INFORMATION_LINES = frozenset({"OSI", "OCI", "ULD"})
+#: How far past the reference time an event may lie (clocks of sender and reader disagree a little).
+CLOCK_SKEW: Final = timedelta(hours=1)
 
 _HEADER = re.compile(r"^FSU/(\d{1,2})$")
-_ENVELOPE = re.compile(r"^(Q[A-Z] |\.)")
+#: Type B envelope lines: priority + addresses, addresses alone, the origin line, SITA/telex framing.
+_ENVELOPE = re.compile(r"^(?:Q[A-Z] .*|[A-Z0-9]{7}(?: [A-Z0-9]{7})*|\..*|=.*|ZCZC.*|NNNN)$")
+_ORIGIN_TIME = re.compile(r"^\.[A-Z0-9]{7}\s+(\d{2})(\d{2})(\d{2})\b")
+#: Control characters of the Type B frame: SOH opens an envelope, STX its text, ETX ends the text.
+_FRAME_SPLIT = re.compile(r"([\x01\x03])")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _AWB_LINE = re.compile(r"^(\d{3}-\d{8})([A-Z]{3})?([A-Z]{3})?(?:/(.*))?$")
 _STATUS_LINE = re.compile(r"^([A-Z]{3})(?:/(.*))?$")
 _PIECES = re.compile(r"^([TP])(\d{1,4})(?:([KL])(\d+(?:\.\d+)?))?(?:(?:MC|CF|CI|CC|DV)\d+(?:\.\d+)?)?(?:T(\d{1,4}))?$")
@@ -95,23 +107,44 @@ def read_status_fields(tokens: list[str]) -> StatusFields:
 
 
 def local_datetime(day: str, hhmm: str | None, zone: ZoneInfo, reference_ms: int) -> datetime:
-    """Cargo-IMP ``16OCT`` + ``1230`` at an airport → aware datetime, in the year nearest ``reference_ms``."""
+    """Cargo-IMP ``16OCT`` + ``1230`` at an airport → aware datetime, in the latest year that puts it no
+    later than ``reference_ms`` (+ ``CLOCK_SKEW``): a status reports what has happened."""
     day_of_month, month_name = int(day[:2]), day[2:]
     if month_name not in MONTHS:
         raise IdentifierError(f"day {day!r} has no valid month (JAN..DEC)")
     hour, minute = (int(hhmm[:2]), int(hhmm[2:])) if hhmm else (0, 0)
     if hour > 23 or minute > 59:
         raise IdentifierError(f"time {hhmm!r} is not a valid hhmm")
-    reference = datetime.fromtimestamp(reference_ms / 1000, zone)
-    candidates = []
-    for year in (reference.year - 1, reference.year, reference.year + 1):
+    latest = reference_ms + CLOCK_SKEW / timedelta(milliseconds=1)
+    reference_year = datetime.fromtimestamp(reference_ms / 1000, zone).year
+    # Eight years back reach a 29FEB whatever the reference year.
+    for year in range(reference_year + 1, reference_year - 8, -1):
         try:
-            candidates.append(datetime(year, MONTHS.index(month_name) + 1, day_of_month, hour, minute, tzinfo=zone))
+            moment = datetime(year, MONTHS.index(month_name) + 1, day_of_month, hour, minute, tzinfo=zone)
         except ValueError:
             continue
-    if not candidates:
-        raise IdentifierError(f"day {day!r} does not exist")
-    return min(candidates, key=lambda moment: abs(moment.timestamp() * 1000 - reference_ms))
+        if moment.timestamp() * 1000 <= latest:
+            return moment
+    raise IdentifierError(f"day {day!r} does not exist")
+
+
+def envelope_time_ms(day: int, hour: int, minute: int, reference_ms: int) -> int | None:
+    """A Type B origin line's ``ddhhmm`` (UTC) → epoch ms, in the latest month no later than
+    ``reference_ms`` (+ ``CLOCK_SKEW``); None when no such day exists in the last year."""
+    if hour > 23 or minute > 59:
+        return None
+    latest = reference_ms + CLOCK_SKEW / timedelta(milliseconds=1)
+    reference = datetime.fromtimestamp(reference_ms / 1000, UTC)
+    year, month = reference.year, reference.month
+    for _ in range(13):
+        try:
+            moment = datetime(year, month, day, hour, minute, tzinfo=UTC)
+        except ValueError:
+            moment = None
+        if moment is not None and moment.timestamp() * 1000 <= latest:
+            return int(moment.timestamp() * 1000)
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return None
 
 
 @dataclass
@@ -119,36 +152,59 @@ class _Message:
     number: int
     header_line: int
     lines: list[tuple[int, str]]  # (line number, text), continuation lines joined
+    envelope_ms: int | None  # the Type B origin line's date-time group, when the envelope has one
 
 
-def _split_messages(text: str, source_name: str) -> list[_Message]:
+def _split_messages(text: str, source_name: str, reference_ms: int) -> list[_Message]:
     messages: list[_Message] = []
+    current: _Message | None = None  # the message lines are added to; None inside an envelope
+    envelope_ms: int | None = None
     for line_number, raw_line in enumerate(text.splitlines(), start=1):
-        line = raw_line.strip()
-        if not line or _ENVELOPE.match(raw_line):
-            continue
-        if _HEADER.match(line):
-            messages.append(_Message(len(messages) + 1, line_number, []))
-        elif messages and line.startswith("/") and messages[-1].lines:
-            number, previous = messages[-1].lines[-1]
-            messages[-1].lines[-1] = (number, previous + line)
-        elif messages:
-            messages[-1].lines.append((line_number, line))
+        for piece in _FRAME_SPLIT.split(raw_line):
+            if piece in ("\x01", "\x03"):
+                # SOH opens an envelope, ETX ends a message's text: until the next header, envelope.
+                current = None
+                envelope_ms = None if piece == "\x01" else envelope_ms
+                continue
+            line = _CONTROLS.sub("", piece).strip()
+            if not line:
+                continue
+            if _HEADER.match(line):
+                current = _Message(len(messages) + 1, line_number, [], envelope_ms)
+                messages.append(current)
+                envelope_ms = None
+            elif _ENVELOPE.match(line):
+                current = None  # a new envelope: the previous message has ended
+                origin = _ORIGIN_TIME.match(line)
+                if origin:
+                    envelope_ms = envelope_time_ms(*(int(group) for group in origin.groups()), reference_ms)
+            elif current is not None:
+                _add_line(current, line_number, line)
     if not messages:
         raise FormatError(f"{source_name}: no FSU/nn header line; not a Cargo-IMP FSU message")
     return messages
 
 
+def _add_line(message: _Message, line_number: int, line: str) -> None:
+    if line.startswith("/") and message.lines:
+        number, previous = message.lines[-1]
+        message.lines[-1] = (number, previous + line)
+    else:
+        message.lines.append((line_number, line))
+
+
 def parse(
     data: bytes, source_name: str, *, carrier: str | None = None, reference_time_ms: int | None = None
 ) -> ParseResult:
-    """Parse Cargo-IMP FSU messages; ``reference_time_ms`` (default: now) picks the year of each day."""
+    """Parse Cargo-IMP FSU messages; ``reference_time_ms`` (default: now, the time the message is read)
+    bounds each event's year, as does an earlier envelope time."""
     text = decode_text(data, source_name)
     builder = ResultBuilder()
     recorded = now_ms()
     reference_ms = reference_time_ms if reference_time_ms is not None else recorded
-    for message in _split_messages(text, source_name):
-        _parse_message(message, source_name, carrier, reference_ms, recorded, builder)
+    for message in _split_messages(text, source_name, reference_ms):
+        message_reference = min(reference_ms, message.envelope_ms or reference_ms)
+        _parse_message(message, source_name, carrier, message_reference, recorded, builder)
     return builder.result
 
 

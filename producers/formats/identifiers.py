@@ -11,8 +11,8 @@ Every validator is pure; ``parse_*`` functions return the normalised value or ra
   (``RR123456785CN``); weights 8 6 4 2 3 5 9 7, check = 11 - sum mod 11 (10 → 0, 11 → 5).
 - GS1 keys (GTIN, SSCC, GLN): mod-10 check digit, weights 3 and 1 from the right.
 - IATA ULD id: 3-letter type + 4 or 5-digit serial + 2-character owner (``AKE12345CK``).
-- IATA airport code: 3 letters; ``producers.formats.airports`` lists the known ones with their
-  country and time zone.
+- IATA airport code: 3 letters, known to ``producers.formats.airports`` (the ``airportsdata``
+  data set: country and time zone).
 - ISO 8601 timestamps with an explicit UTC offset → UTC epoch ms + offset minutes.
 """
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from producers.formats.airports import AIRPORTS, Airport
+from producers.formats.airports import Airport, airport
 
 
 class IdentifierError(ValueError):
@@ -176,15 +176,13 @@ def is_airport_code(text: str) -> bool:
 
 
 def known_airport(code: str) -> Airport:
-    """The airport of a well-formed IATA code listed in ``producers.formats.airports``."""
+    """The airport of a well-formed IATA code known to ``producers.formats.airports``."""
     if not is_airport_code(code):
         raise IdentifierError(f"airport {code!r} is not a 3-letter IATA airport code")
-    try:
-        return AIRPORTS[code]
-    except KeyError:
-        raise IdentifierError(
-            f"airport {code} is not in producers/formats/airports.py (its time zone is needed)"
-        ) from None
+    found = airport(code)
+    if found is None:
+        raise IdentifierError(f"airport {code} is not a known IATA airport (its time zone is needed)")
+    return found
 
 
 # --- timestamps -------------------------------------------------------------------------------

@@ -14,6 +14,9 @@ after a terminal event, which holds against later events unless they are in its 
 - ``RETURNED`` (Exception/returned_to_sender) is final: the sender has the parcel back, a new
   shipment gets a new tracking number. Later events enter the history only.
 
+Informational codes (``INFORMATIONAL``: a carrier's notice that moves nothing) enter the history
+and never replace the current status; only a parcel's very first event, if informational, sets it.
+
 Every other status (including Exception/lost: a lost parcel that scans again has been found) is
 simply replaced by the next event in event time.
 """
@@ -74,8 +77,8 @@ class Classification:
     reopened_by: frozenset[str] = frozenset()
 
     def holds_against(self, later_code: str) -> bool:
-        """True when this (terminal) state stays current although ``later_code`` happened after it."""
-        return self.terminal and later_code not in self.reopened_by
+        """True when this state stays current although ``later_code`` happened after it (terminal, informational)."""
+        return later_code in INFORMATIONAL or (self.terminal and later_code not in self.reopened_by)
 
 
 _DELIVERY_REOPENERS: Final = frozenset(
@@ -140,8 +143,13 @@ TAXONOMY: Final[dict[str, Classification]] = {
         Classification("RETURNED", "Exception", "returned_to_sender", "returned", terminal=True),
         _c("LOST", "Exception", "lost", "exception"),
         _c("DAMAGED", "Exception", "damaged", "exception"),
+        # Information
+        _c("CARRIER_INFORMATION", "InTransit", "carrier_information", "linehaul"),
     )
 }
+
+#: Codes that never replace the current status (see the module doc).
+INFORMATIONAL: Final = frozenset({"CARRIER_INFORMATION"})
 
 
 def classify(code: str) -> Classification:

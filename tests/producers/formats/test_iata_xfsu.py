@@ -15,7 +15,7 @@ import pytest
 from producers.formats import FormatError, iata_fsu, iata_xfsu, parser_for
 from producers.formats.iata_xfsu import MAX_DEPTH, MAX_DOCUMENT_BYTES, parse
 
-REFERENCE_MS = int(datetime(2024, 10, 1, tzinfo=ZoneInfo("UTC")).timestamp() * 1000)
+REFERENCE_MS = int(datetime(2024, 11, 30, tzinfo=ZoneInfo("UTC")).timestamp() * 1000)
 #: What differs by design between an FSU scan and the XFSU scan of the same status.
 FORMAT_SPECIFIC = ("event_id", "raw_format", "recorded_time_ms")
 
@@ -102,7 +102,7 @@ def test_departure_of_a_part_shipment(fixture_bytes: Callable[[str], bytes]) -> 
     assert scan["handling_unit"] == scan["references"]["awb"] == "020-12345675"
     assert scan["tracking_number"] is None
     assert scan["references"]["flight_number"] == "LH400"
-    assert scan["location"] == {"code": "FRA", "kind": "airport", "country": "DE", "name": "Frankfurt"}
+    assert scan["location"] == {"code": "FRA", "kind": "airport", "country": "DE", "name": "Frankfurt am Main International Airport"}
     assert scan["event_time_ms"] == ms(2024, 10, 16, 14, 30, "Europe/Berlin")
     assert scan["utc_offset_minutes"] == 120
     assert scan["reason"] == "part shipment: 5 of 10 pieces, 125 K"
@@ -251,7 +251,7 @@ def test_statuses_that_cannot_become_scans_name_their_field() -> None:
     ]
     assert "has no time" in result.issues[2].message
     assert "'16OCT1430' is not an xs:dateTime" in result.issues[3].message
-    assert "airport XXX is not in producers/formats/airports.py" in result.issues[4].message
+    assert "airport XXX is not a known IATA airport" in result.issues[4].message
     assert [r.reference for r in result.records] == ["x.xml status 6"]
 
 
