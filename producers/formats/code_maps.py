@@ -62,7 +62,9 @@ UPU_EMSEVT: Final[dict[str, str]] = {
     "EMI": "DELIVERED",
 }
 
-#: GS1 EPCIS 2.0 CBV bizStep values (warehouse and supply chain).
+#: GS1 EPCIS 2.0 CBV bizStep values (warehouse and supply chain). ``shipping`` is the usual code of
+#: the hub's handover; the EPCIS parser decides it from the event's destination (a dispatch at the
+#: start of the chain is ORIGIN_SORTED). CBV steps missing here move no parcel (gs1_epcis.CBV_BIZ_STEPS).
 GS1_EPCIS_BIZSTEP: Final[dict[str, str]] = {
     "receiving": "HUB_RECEIVED",
     "accepting": "HUB_RECEIVED",

@@ -2,18 +2,28 @@
 
 Accepted documents (docs/formats.md, "GS1 EPCIS 2.0"): an ``EPCISDocument`` (``epcisBody.eventList``),
 an ``EPCISQueryDocument`` (``epcisBody.queryResults.resultsBody.eventList``), one event, or a JSON
-array of events.
+array of events. The event type is ``type``, ``@type`` or ``isA``.
 
-- ``ObjectEvent`` → one scan per EPC of ``epcList``: an SSCC (``urn:epc:id:sscc:...`` or a GS1
-  Digital Link ``.../00/<SSCC>``) is a logistic unit, so its scan is a unit-level scan with the
-  18-digit SSCC as handling unit; an SGTIN URN ``urn:epc:id:sgtin:<company>.<item>.<serial>`` is a
-  parcel tracked as ``SGTIN<company><item><serial>``; any other EPC must be a plain tracking number
-  (a parcel) or a handling-unit id (schemas/identifiers.py), else the event is refused with
-  ``invalid_identifier``.
+- EPCs: EPC URNs are read with ``epcpy`` (GS1 Tag Data Standard), GS1 Digital Links
+  (``https://<any resolver>/00/<SSCC>``, ``.../01/<GTIN>/21/<serial>``, query string allowed) with
+  ``biip``. An SSCC is a logistic unit: its scan is a unit-level scan with the 18-digit SSCC as
+  handling unit. An SGTIN (GTIN + serial, with any serial characters GS1 allows in AI 21) is a
+  parcel tracked as ``SGTIN<GTIN-14><serial>``, the serial upper-cased and stripped of characters
+  other than letters and digits. Any other EPC must be an ISO 6346 container number, a plain
+  tracking number (a parcel) or a handling-unit id (schemas/identifiers.py). Other GS1 keys (GRAI,
+  GIAI, SGLN, a GTIN without serial...) are reported for that EPC as ``unsupported_record``,
+  malformed EPCs as ``invalid_identifier``; the event's other EPCs are kept.
+- ``ObjectEvent`` → one scan per EPC of ``epcList``.
 - ``AggregationEvent`` with action ``ADD`` / ``DELETE`` → a Manifest (``parentID`` = handling unit,
   ``childEPCs`` = members, action add / remove); with ``OBSERVE`` → a unit-level scan of the parent.
 - ``bizStep`` in any of its forms (``sorting``, ``urn:epcglobal:cbv:bizstep:sorting``,
-  ``https://ref.gs1.org/cbv/BizStep-sorting``) maps through ``code_maps.GS1_EPCIS_BIZSTEP``.
+  ``https://ref.gs1.org/cbv/BizStep-sorting``, ``cbv:BizStep-sorting``, ``gs1:BizStep-sorting``)
+  maps through ``code_maps.GS1_EPCIS_BIZSTEP``; a CBV step that is no parcel movement (``installing``,
+  ``retail_selling``...) is ``unsupported_record``; a step outside the CBV ``unknown_code``.
+  ``shipping`` depends on the event's destination (``destinationList``): handed to a possessing
+  party or a location → the hub's handover to the last mile (``LASTMILE_HANDOVER``); no
+  destination, or an owning party (a sale) → the sender's dispatch at the start of the chain
+  (``ORIGIN_SORTED``).
 - ``eventTime`` (with its offset) is the event time; ``eventTimeZoneOffset`` the local offset kept
   for display; ``recordTime`` (when present) the recorded time.
 - Location: ``bizLocation.id``, else ``readPoint.id`` (SGLN URN or Digital Link), as a facility.
@@ -27,7 +37,12 @@ as ``unsupported_record``.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Final
+from urllib.parse import unquote
+
+import epcpy
+from biip import ParseError as BiipParseError
+from biip.gs1_digital_link_uris import GS1DigitalLinkURI
 
 from producers.formats.base import FormatError, ParseResult
 from producers.formats.code_maps import normalise
@@ -37,7 +52,6 @@ from producers.formats.identifiers import (
     is_valid_gs1_key,
     parse_timestamp,
     parse_utc_offset,
-    sscc_from_epc_urn,
 )
 from producers.formats.records import (
     ResultBuilder,
@@ -53,8 +67,21 @@ from schemas.identifiers import is_handling_unit, is_tracking_number
 
 RAW_FORMAT = "gs1-epcis"
 DEFAULT_CARRIER = "epcis"
-_BIZSTEP_PREFIXES = ("urn:epcglobal:cbv:bizstep:", "https://ref.gs1.org/cbv/BizStep-", "cbv:BizStep-", "gs1:BizStep-")
-_DIGITAL_LINK_SSCC = re.compile(r"^https?://[^/]+/00/(\d{18})$")
+#: Every CBV 2.0 business step; those missing from code_maps.GS1_EPCIS_BIZSTEP move no parcel.
+CBV_BIZ_STEPS: Final = frozenset(
+    {
+        "accepting", "arriving", "assembling", "collecting", "commissioning", "consigning",
+        "creating_class_instance", "cycle_counting", "decommissioning", "departing", "destroying",
+        "disassembling", "dispensing", "encoding", "entering_exiting", "holding", "inspecting", "installing",
+        "killing", "loading", "other", "packing", "picking", "receiving", "removing", "repackaging",
+        "repairing", "replacing", "reserving", "retail_selling", "sampling", "sensor_reporting", "shipping",
+        "sorting", "staging_outbound", "stock_taking", "stocking", "storing", "transporting", "unloading",
+        "unpacking", "void_shipping",
+    }
+)  # fmt: skip
+#: ``shipping`` hands the goods to someone: custody (a carrier, a place) or ownership (a sale).
+_HANDOVER_DESTINATIONS: Final = frozenset({"possessing_party", "location"})
+_BIZSTEP_FORM = re.compile(r"^(?:.*[:/#])?(?:BizStep-|bizstep:)?([A-Za-z_]+)$")
 _EVENT_TYPES = ("ObjectEvent", "AggregationEvent", "TransactionEvent", "TransformationEvent", "AssociationEvent")
 
 
@@ -103,18 +130,21 @@ def parse(data: bytes, source_name: str, *, carrier: str | None = None) -> Parse
         reference = f"{source_name} event {index + 1}"
         path = f"{list_path}[{index}]"
         raw = raw_json(event)
+        skipped: list[_EventError] = []  # EPCs of the event that are refused while the others are kept
         try:
-            records = _records(event, carrier or DEFAULT_CARRIER, recorded)
+            records = _records(event, carrier or DEFAULT_CARRIER, recorded, skipped)
         except _EventError as problem:
+            skipped.append(problem)
+            records = []
+        for problem in skipped:
             field = f"{path}.{problem.field}" if problem.field else path
             builder.issue(reference, field.lstrip("."), problem.message, raw, problem.reason_code)
-            continue
         for kind, value in records:
             builder.add(kind, value, reference, raw)
     return builder.result
 
 
-def _records(event: Any, carrier: str, recorded: int) -> list[tuple[str, dict[str, Any]]]:
+def _records(event: Any, carrier: str, recorded: int, skipped: list[_EventError]) -> list[tuple[str, dict[str, Any]]]:
     if not isinstance(event, dict):
         raise _EventError("", "an event is a JSON object")
     event_type = _event_type(event)
@@ -145,8 +175,8 @@ def _records(event: Any, carrier: str, recorded: int) -> list[tuple[str, dict[st
             raise _EventError(
                 "epcList", "no epcList: class-level events (quantityList only) are not supported", "unsupported_record"
             )
-        ids = [_epc(epc, f"epcList[{i}]") for i, epc in enumerate(epcs)]
         raw_code, code = _biz_step(event)
+        ids = _usable_epcs(epcs, "epcList", skipped)
         return [
             (
                 "scan",
@@ -161,7 +191,9 @@ def _records(event: Any, carrier: str, recorded: int) -> list[tuple[str, dict[st
     children = event.get("childEPCs")
     if not isinstance(children, list) or not children:
         raise _EventError("childEPCs", f"an {action} aggregation must list its childEPCs")
-    members = [_epc(child, f"childEPCs[{i}]") for i, child in enumerate(children)]
+    members = _usable_epcs(children, "childEPCs", skipped)
+    if not members:
+        return []
     return [("manifest", _manifest(parent, members, action, base_id, carrier, when.epoch_ms, recorded_time))]
 
 
@@ -185,18 +217,68 @@ def _biz_step(event: dict[str, Any]) -> tuple[str, str]:
     value = event.get("bizStep")
     if not isinstance(value, str) or not value.strip():
         raise _EventError("bizStep", "bizStep is missing: it says what happened")
-    raw_code = value.strip()
-    for prefix in _BIZSTEP_PREFIXES:
-        if raw_code.startswith(prefix):
-            raw_code = raw_code[len(prefix) :]
-            break
+    form = _BIZSTEP_FORM.match(value.strip())
+    raw_code = form.group(1).lower() if form else value.strip()
+    if raw_code not in CBV_BIZ_STEPS:
+        raise _EventError("bizStep", f"unknown bizStep {value.strip()!r} (not a CBV 2.0 business step)", "unknown_code")
+    if raw_code == "shipping":
+        return raw_code, _shipping_code(event)
     code = normalise(RAW_FORMAT, raw_code)
     if code is None:
-        raise _EventError("bizStep", f"unknown bizStep {value.strip()!r}", "unknown_code")
+        raise _EventError(
+            "bizStep", f"bizStep {raw_code!r} is no parcel movement parcelstream tracks", "unsupported_record"
+        )
     return raw_code, code
 
 
-_SGTIN_URN = re.compile(r"urn:epc:id:sgtin:(\d+)\.(\d+)\.([A-Za-z0-9]+)")
+def _shipping_code(event: dict[str, Any]) -> str:
+    """``shipping`` by its destination: custody handed to a party or place → the last-mile handover;
+    none (or only a new owner: a sale) → the sender's dispatch at the start of the chain."""
+    destinations = event.get("destinationList")
+    types = set()
+    for entry in destinations if isinstance(destinations, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("type"), str):
+            types.add(entry["type"].strip().rsplit(":", 1)[-1].rsplit("-", 1)[-1].rsplit("/", 1)[-1])
+    return "LASTMILE_HANDOVER" if types & _HANDOVER_DESTINATIONS else "ORIGIN_SORTED"
+
+
+def _usable_epcs(values: list[Any], field: str, skipped: list[_EventError]) -> list[tuple[str, bool]]:
+    """The EPCs of a list that identify a parcel or unit; each other one is reported in ``skipped``."""
+    usable = []
+    for index, value in enumerate(values):
+        try:
+            usable.append(_epc(value, f"{field}[{index}]"))
+        except _EventError as problem:
+            skipped.append(problem)
+    return usable
+
+
+def _sgtin_tracking_number(gtin: str, serial: str) -> str | None:
+    """``SGTIN<GTIN-14><serial>``: the serial upper-cased, characters other than letters and digits
+    dropped (tracking numbers are A-Z 0-9); None when nothing of the serial is left."""
+    kept = re.sub(r"[^A-Z0-9]", "", serial.upper())
+    return f"SGTIN{gtin.zfill(14)}{kept}" if kept else None
+
+
+def _gs1_identifier(elements: dict[str, str], field: str, epc: str) -> tuple[str, bool]:
+    """(identifier, is a unit) of GS1 element strings (AI → value) of one EPC."""
+    if "00" in elements:
+        sscc = elements["00"]
+        if not (len(sscc) == 18 and is_valid_gs1_key(sscc)):
+            raise _EventError(field, f"SSCC {sscc} is not 18 digits with a valid GS1 check digit", "invalid_identifier")
+        return sscc, True
+    if "01" in elements and "21" in elements:
+        gtin = elements["01"]
+        if not (gtin.isdigit() and len(gtin) in (8, 12, 13, 14) and is_valid_gs1_key(gtin)):
+            raise _EventError(field, f"GTIN {gtin} fails its GS1 check digit", "invalid_identifier")
+        tracking_number = _sgtin_tracking_number(gtin, elements["21"])
+        if tracking_number is None:
+            raise _EventError(field, f"SGTIN serial {elements['21']!r} has no letter or digit", "invalid_identifier")
+        return tracking_number, False
+    keys = ", ".join(f"AI {ai}" for ai in elements)
+    raise _EventError(
+        field, f"EPC {epc[:80]!r} ({keys}) is neither an SSCC nor an SGTIN: not a parcel or unit", "unsupported_record"
+    )
 
 
 def _epc(value: Any, field: str) -> tuple[str, bool]:
@@ -204,22 +286,31 @@ def _epc(value: Any, field: str) -> tuple[str, bool]:
     if not isinstance(value, str) or not value.strip():
         raise _EventError(field, "an EPC is a non-empty string")
     epc = value.strip()
-    if epc.startswith("urn:epc:id:sscc:"):
+    if epc.startswith("urn:epc:id:"):
         try:
-            return sscc_from_epc_urn(epc), True
-        except IdentifierError as error:
-            raise _EventError(field, str(error)) from None
-    digital_link = _DIGITAL_LINK_SSCC.match(epc)
-    if digital_link:
-        if not is_valid_gs1_key(digital_link.group(1)):
-            raise _EventError(field, f"SSCC {digital_link.group(1)} fails its GS1 check digit")
-        return digital_link.group(1), True
+            element_string = epcpy.epc_pure_identity_to_gs1_element_string(epc)
+        except (epcpy.ConvertException, ValueError, LookupError, TypeError):
+            if epc.startswith(("urn:epc:id:sscc:", "urn:epc:id:sgtin:")):
+                raise _EventError(field, f"{epc[:80]!r} is not a valid EPC URN (GS1 Tag Data Standard)") from None
+            scheme = epc.split(":")[3] if epc.count(":") >= 4 else "?"
+            raise _EventError(
+                field,
+                f"EPC {epc[:80]!r} ({scheme}) is neither an SSCC nor an SGTIN: not a parcel or unit",
+                "unsupported_record",
+            ) from None
+        elements = dict(re.findall(r"\((\d{2,4})\)([^(]*)", element_string))
+        return _gs1_identifier(elements, field, epc)
+    if epc.startswith(("https://", "http://")):
+        try:
+            link = GS1DigitalLinkURI.parse(epc)
+        except (BiipParseError, ValueError):
+            raise _EventError(field, f"{epc[:80]!r} is not a GS1 Digital Link URI", "invalid_identifier") from None
+        elements = {element.ai.ai: unquote(element.value) for element in link.element_strings}
+        return _gs1_identifier(elements, field, epc)
     if is_valid_container(epc):
         return epc, True
-    sgtin = _SGTIN_URN.fullmatch(epc)
-    tracking_number = "SGTIN" + "".join(sgtin.groups()).upper() if sgtin else epc
-    if is_tracking_number(tracking_number):
-        return tracking_number, False
+    if is_tracking_number(epc):
+        return epc, False
     if is_handling_unit(epc):
         return epc, True
     raise _EventError(

@@ -9,7 +9,8 @@ Every validator is pure; ``parse_*`` functions return the normalised value or ra
   check digit (``CSQU3054383``).
 - UPU S10 mail item id: 2-letter service indicator + 8 digits + check digit + ISO country
   (``RR123456785CN``); weights 8 6 4 2 3 5 9 7, check = 11 - sum mod 11 (10 → 0, 11 → 5).
-- GS1 keys (GTIN, SSCC, GLN): mod-10 check digit, weights 3 and 1 from the right.
+- GS1 keys (GTIN, SSCC, GLN): mod-10 check digit, weights 3 and 1 from the right (EPC URNs and
+  Digital Links are read by the ``epcpy`` and ``biip`` libraries in ``gs1_epcis``).
 - IATA ULD id: 3-letter type + 4 or 5-digit serial + 2-character owner (``AKE12345CK``).
 - IATA airport code: 3 letters, known to ``producers.formats.airports`` (the ``airportsdata``
   data set: country and time zone).
@@ -142,20 +143,6 @@ def gs1_check_digit(digits_without_check: str) -> int:
 
 def is_valid_gs1_key(digits: str) -> bool:
     return digits.isdigit() and len(digits) >= 2 and gs1_check_digit(digits[:-1]) == int(digits[-1])
-
-
-def sscc_from_epc_urn(urn: str) -> str:
-    """``urn:epc:id:sscc:0614141.1234567890`` → the 18-digit SSCC with its check digit.
-
-    EPC URNs leave the check digit out; the first digit of the serial reference is the SSCC's
-    extension digit (GS1 EPC Tag Data Standard, SSCC).
-    """
-    body = urn.removeprefix("urn:epc:id:sscc:")
-    company_prefix, _, serial_reference = body.partition(".")
-    digits = serial_reference[:1] + company_prefix + serial_reference[1:]
-    if not (company_prefix.isdigit() and serial_reference.isdigit() and len(digits) == 17):
-        raise IdentifierError(f"{urn!r} is not an SSCC EPC URN (company prefix + serial reference = 17 digits)")
-    return digits + str(gs1_check_digit(digits))
 
 
 # --- IATA ULD ---------------------------------------------------------------------------------

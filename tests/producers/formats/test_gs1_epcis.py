@@ -22,10 +22,11 @@ def test_document(fixture_bytes: Callable[[str], bytes]) -> None:
     assert kinds == ["scan", "scan", "manifest", "scan"]
     first, second, manifest, observed = (r.value for r in result.records)
 
-    assert first["tracking_number"] == "SGTIN06141411073462017"
-    assert second["tracking_number"] == "SGTIN06141411073462018"
+    assert first["tracking_number"] == "SGTIN106141410734642017"
+    assert second["tracking_number"] == "SGTIN106141410734642018"
     assert first["event_id"] != second["event_id"]
-    assert (first["code"], first["raw_code"], first["raw_format"]) == ("LASTMILE_HANDOVER", "shipping", "gs1-epcis")
+    # shipping with no destination: the sender's dispatch at the start of the chain
+    assert (first["code"], first["raw_code"], first["raw_format"]) == ("ORIGIN_SORTED", "shipping", "gs1-epcis")
     assert first["event_time_ms"] == parse_timestamp("2005-04-04T02:33:31.116Z").epoch_ms
     assert first["utc_offset_minutes"] == -360
     assert first["location"]["code"] == "urn:epc:id:sgln:0614141.07346.1234"
@@ -33,7 +34,7 @@ def test_document(fixture_bytes: Callable[[str], bytes]) -> None:
     assert manifest["manifest_id"].startswith("ni:///sha-256;")
     assert manifest["handling_unit"] == "106141412345678908"
     assert manifest["action"] == "add"
-    assert manifest["members"] == ["SGTIN06141411073462017", "SGTIN06141411073462018"]
+    assert manifest["members"] == ["SGTIN106141410734642017", "SGTIN106141410734642018"]
     assert (manifest["unit_type"], manifest["member_type"]) == ("bag", "parcel")
     assert manifest["references"]["bag"] == "106141412345678908"
 

@@ -102,7 +102,12 @@ def test_departure_of_a_part_shipment(fixture_bytes: Callable[[str], bytes]) -> 
     assert scan["handling_unit"] == scan["references"]["awb"] == "020-12345675"
     assert scan["tracking_number"] is None
     assert scan["references"]["flight_number"] == "LH400"
-    assert scan["location"] == {"code": "FRA", "kind": "airport", "country": "DE", "name": "Frankfurt am Main International Airport"}
+    assert scan["location"] == {
+        "code": "FRA",
+        "kind": "airport",
+        "country": "DE",
+        "name": "Frankfurt am Main International Airport",
+    }
     assert scan["event_time_ms"] == ms(2024, 10, 16, 14, 30, "Europe/Berlin")
     assert scan["utc_offset_minutes"] == 120
     assert scan["reason"] == "part shipment: 5 of 10 pieces, 125 K"

@@ -23,7 +23,6 @@ from producers.formats.identifiers import (
     parse_timestamp,
     parse_utc_offset,
     s10_check_digit,
-    sscc_from_epc_urn,
 )
 
 
@@ -72,13 +71,10 @@ def test_invalid_s10_ids(mail_item: str) -> None:
     assert not is_valid_s10(mail_item)
 
 
-def test_gs1_keys_and_sscc_urn() -> None:
+def test_gs1_keys() -> None:
     assert is_valid_gs1_key("106141412345678908")
     assert not is_valid_gs1_key("106141412345678907")
     assert is_valid_gs1_key("4006381333931")  # GTIN-13 printed on GS1's sample barcode
-    assert sscc_from_epc_urn("urn:epc:id:sscc:0614141.1234567890") == "106141412345678908"
-    with pytest.raises(IdentifierError):
-        sscc_from_epc_urn("urn:epc:id:sscc:0614141.12345")
 
 
 def test_airports() -> None:
