@@ -79,6 +79,17 @@ def test_a_late_older_event_fills_history_but_never_moves_the_status_backwards()
     assert record["last_event_time_ms"] == T0 + 5 * HOUR
 
 
+def test_an_informational_scan_enters_the_history_and_keeps_the_status() -> None:
+    # An airline's DLV (delivered to the AWB's consignee) after customs hold: no change of status.
+    parcel, outcomes = run(
+        scan("IMPORT_CUSTOMS_HELD", T0 + HOUR, where=LGG), scan("CARRIER_INFORMATION", T0 + 2 * HOUR, where=LGG)
+    )
+    record = parcel.to_record()
+    assert (record["status"], record["sub_status"]) == ("CustomsHold", "held_import")
+    assert [h["code"] for h in record["history"]] == ["IMPORT_CUSTOMS_HELD", "CARRIER_INFORMATION"]
+    assert outcomes[1].status_updates == []
+
+
 def test_delivered_holds_against_a_later_stamped_upstream_scan() -> None:
     parcel, outcomes = run(
         scan("OUT_FOR_DELIVERY", T0),

@@ -5,7 +5,7 @@ import pytest
 from producers.formats.code_maps import BY_RAW_FORMAT
 from schemas.scan_codes import SCAN_CODES
 from schemas.statuses import STATUSES
-from streams.core.taxonomy import MILESTONES, TAXONOMY, InvalidScanError, UnknownScanCode, classify
+from streams.core.taxonomy import INFORMATIONAL, MILESTONES, TAXONOMY, InvalidScanError, UnknownScanCode, classify
 
 
 @pytest.mark.parametrize("code", sorted(SCAN_CODES))
@@ -64,6 +64,12 @@ def test_delivered_holds_against_upstream_scans_but_not_against_a_new_delivery_s
     assert delivered.holds_against("LINEHAUL_ARRIVED")
     assert not delivered.holds_against("OUT_FOR_DELIVERY")
     assert not delivered.holds_against("RETURN_TO_SENDER")
+
+
+def test_every_state_holds_against_an_informational_code() -> None:
+    assert set(INFORMATIONAL) == {"CARRIER_INFORMATION"}
+    assert all(classify(code).holds_against("CARRIER_INFORMATION") for code in SCAN_CODES)
+    assert not classify("CARRIER_INFORMATION").holds_against("LINEHAUL_ARRIVED")
 
 
 def test_returned_holds_against_everything_and_other_states_hold_against_nothing() -> None:
