@@ -37,6 +37,9 @@ MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", 
 AT_DEPARTURE_AIRPORT = frozenset({"BKD", "RCS", "MAN", "DEP", "FOH", "TFD", "PRE"})
 #: Cargo-IMP lines that carry no status event: other service / customs information, ULD details.
 INFORMATION_LINES = frozenset({"OSI", "OCI", "ULD"})
+#: Status codes whose day is a flight's date, which may lie ahead (a booking on next week's flight):
+#: their year is the one that puts the day nearest the reference time, not before it.
+FLIGHT_DATED = frozenset({"BKD"})
 #: How far past the reference time an event may lie (clocks of sender and reader disagree a little).
 CLOCK_SKEW: Final = timedelta(hours=1)
 
@@ -46,6 +49,8 @@ _ENVELOPE = re.compile(r"^(?:Q[A-Z] .*|[A-Z0-9]{7}(?: [A-Z0-9]{7})*|\..*|=.*|ZCZ
 _ORIGIN_TIME = re.compile(r"^\.[A-Z0-9]{7}\s+(\d{2})(\d{2})(\d{2})\b")
 #: Control characters of the Type B frame: SOH opens an envelope, STX its text, ETX ends the text.
 _FRAME_SPLIT = re.compile(r"([\x01\x03])")
+_ONE_LINE_HEADER = re.compile(r"^FSU/\d{1,2}\s")
+_ONE_LINE_BREAK = re.compile(r"\s+(?=\d{3}-\d{8}|[A-Z]{3}/)")
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _AWB_LINE = re.compile(r"^(\d{3}-\d{8})([A-Z]{3})?([A-Z]{3})?(?:/(.*))?$")
 _STATUS_LINE = re.compile(r"^([A-Z]{3})(?:/(.*))?$")
@@ -53,6 +58,8 @@ _PIECES = re.compile(r"^([TP])(\d{1,4})(?:([KL])(\d+(?:\.\d+)?))?(?:(?:MC|CF|CI|
 _DAY = re.compile(r"^(\d{2})([A-Z]{3})(\d{4})?$")
 _TIME = re.compile(r"^([AES]?)(\d{4})$")
 _FLIGHT = re.compile(r"^[A-Z0-9]{2}[A-Z]?\d{1,4}[A-Z]?$")
+_CARRIER = re.compile(r"^(?=.*[A-Z])[A-Z0-9]{2}$")  # an airline designator, e.g. QR, LH, 5X
+_FLIGHT_NUMBER = re.compile(r"^\d{3,4}[A-Z]?$")
 _AIRPORT_PAIR = re.compile(r"^[A-Z]{6}$")
 _AIRPORT = re.compile(r"^[A-Z]{3}$")
 _DISCREPANCY = re.compile(r"^[A-Z]{4}$")
@@ -85,8 +92,11 @@ def _pieces(token: str) -> Pieces | None:
 
 
 def read_status_fields(tokens: list[str]) -> StatusFields:
-    """Classify a status line's tokens by their form (the first of each kind wins)."""
+    """Classify a status line's tokens by their form (the first of each kind wins). A carrier code
+    followed by a flight number (``QR/0843``) is one flight; two airports in adjacent fields
+    (``HKG/NLU``) are a pair, like ``HKGNLU``."""
     fields = StatusFields()
+    previous = ""
     for token in tokens:
         if fields.pieces is None and (pieces := _pieces(token)):
             fields.pieces = pieces
@@ -99,16 +109,24 @@ def read_status_fields(tokens: list[str]) -> StatusFields:
             fields.airports = (token[:3], token[3:])
         elif not fields.airports and _AIRPORT.match(token):
             fields.airports = (token,)
+        elif len(fields.airports) == 1 and previous == fields.airports[0] and _AIRPORT.match(token):
+            fields.airports = (previous, token)
+        elif fields.flight is None and _CARRIER.match(previous) and _FLIGHT_NUMBER.match(token):
+            fields.flight = previous + token
         elif fields.flight is None and _FLIGHT.match(token) and any(c.isdigit() for c in token):
             fields.flight = token
         elif fields.discrepancy is None and _DISCREPANCY.match(token):
             fields.discrepancy = token
+        previous = token
     return fields
 
 
-def local_datetime(day: str, hhmm: str | None, zone: ZoneInfo, reference_ms: int) -> datetime:
+def local_datetime(
+    day: str, hhmm: str | None, zone: ZoneInfo, reference_ms: int, *, may_lie_ahead: bool = False
+) -> datetime:
     """Cargo-IMP ``16OCT`` + ``1230`` at an airport → aware datetime, in the latest year that puts it no
-    later than ``reference_ms`` (+ ``CLOCK_SKEW``): a status reports what has happened."""
+    later than ``reference_ms`` (+ ``CLOCK_SKEW``): a status reports what has happened. A flight date
+    that ``may_lie_ahead`` takes the year nearest ``reference_ms`` instead."""
     day_of_month, month_name = int(day[:2]), day[2:]
     if month_name not in MONTHS:
         raise IdentifierError(f"day {day!r} has no valid month (JAN..DEC)")
@@ -117,12 +135,16 @@ def local_datetime(day: str, hhmm: str | None, zone: ZoneInfo, reference_ms: int
         raise IdentifierError(f"time {hhmm!r} is not a valid hhmm")
     latest = reference_ms + CLOCK_SKEW / timedelta(milliseconds=1)
     reference_year = datetime.fromtimestamp(reference_ms / 1000, zone).year
+    candidates = []
     # Eight years back reach a 29FEB whatever the reference year.
     for year in range(reference_year + 1, reference_year - 8, -1):
         try:
-            moment = datetime(year, MONTHS.index(month_name) + 1, day_of_month, hour, minute, tzinfo=zone)
+            candidates.append(datetime(year, MONTHS.index(month_name) + 1, day_of_month, hour, minute, tzinfo=zone))
         except ValueError:
             continue
+    if may_lie_ahead and candidates:
+        return min(candidates, key=lambda moment: abs(moment.timestamp() * 1000 - reference_ms))
+    for moment in candidates:
         if moment.timestamp() * 1000 <= latest:
             return moment
     raise IdentifierError(f"day {day!r} does not exist")
@@ -160,15 +182,13 @@ def _split_messages(text: str, source_name: str, reference_ms: int) -> list[_Mes
     current: _Message | None = None  # the message lines are added to; None inside an envelope
     envelope_ms: int | None = None
     for line_number, raw_line in enumerate(text.splitlines(), start=1):
-        for piece in _FRAME_SPLIT.split(raw_line):
+        for piece in _pieces_of(raw_line):
             if piece in ("\x01", "\x03"):
                 # SOH opens an envelope, ETX ends a message's text: until the next header, envelope.
                 current = None
                 envelope_ms = None if piece == "\x01" else envelope_ms
                 continue
-            line = _CONTROLS.sub("", piece).strip()
-            if not line:
-                continue
+            line = piece
             if _HEADER.match(line):
                 current = _Message(len(messages) + 1, line_number, [], envelope_ms)
                 messages.append(current)
@@ -183,6 +203,23 @@ def _split_messages(text: str, source_name: str, reference_ms: int) -> list[_Mes
     if not messages:
         raise FormatError(f"{source_name}: no FSU/nn header line; not a Cargo-IMP FSU message")
     return messages
+
+
+def _pieces_of(raw_line: str) -> list[str]:
+    """A physical line's frame characters (SOH, ETX) and text lines. A message written on one line
+    (``FSU/14 020-12345675FRAJFK/T1K100 BKD/16OCT1317/FRA/ACME``, as documentation renders it) is
+    split before its AWB and status lines."""
+    pieces = []
+    for piece in _FRAME_SPLIT.split(raw_line):
+        if piece in ("\x01", "\x03"):
+            pieces.append(piece)
+            continue
+        line = _CONTROLS.sub("", piece).strip()
+        if _ONE_LINE_HEADER.match(line):
+            pieces.extend(part.strip() for part in _ONE_LINE_BREAK.split(line) if part.strip())
+        elif line:
+            pieces.append(line)
+    return pieces
 
 
 def _add_line(message: _Message, line_number: int, line: str) -> None:
@@ -291,7 +328,13 @@ def _scan(
     except IdentifierError as error:
         return "airport", str(error), "unknown_location"
     try:
-        moment = local_datetime(fields.day, fields.time, ZoneInfo(airport.time_zone), reference_ms)
+        moment = local_datetime(
+            fields.day,
+            fields.time,
+            ZoneInfo(airport.time_zone),
+            reference_ms,
+            may_lie_ahead=raw_code in FLIGHT_DATED,
+        )
         when = timestamp_of(moment)
     except IdentifierError as error:
         return "day", str(error), "malformed_record"
