@@ -111,3 +111,60 @@ def test_errors_name_event_and_field() -> None:
 def test_unreadable_documents(document: bytes) -> None:
     with pytest.raises(FormatError):
         parse(document, "x.json")
+
+
+# --- issue 19: constructs of the GS1 EPCIS examples --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("epc", "tracking_number", "handling_unit"),
+    [
+        ("https://id.gs1.org/00/106141412345678908", None, "106141412345678908"),
+        ("https://dl.hub.example/00/540123450000000011?linkType=gs1:traceability", None, "540123450000000011"),
+        ("https://example.com/brand/01/05412345678908/21/AB-12", "SGTIN05412345678908AB12", None),
+        ("https://id.gs1.org/01/05412345678908/21/x%2F7.b", "SGTIN05412345678908X7B", None),
+        ("urn:epc:id:sgtin:5412345.067890.AB-12%2F7", "SGTIN05412345678908AB127", None),
+    ],
+)
+def test_digital_links_on_any_resolver_and_serials_with_gs1_characters(
+    epc: str, tracking_number: str | None, handling_unit: str | None
+) -> None:
+    result = parse(json.dumps(event(epcList=[epc])).encode(), "x.json")
+    assert result.issues == []
+    (record,) = result.records
+    assert (record.value["tracking_number"], record.value["handling_unit"]) == (tracking_number, handling_unit)
+
+
+def test_one_unusable_epc_is_reported_and_the_others_kept() -> None:
+    epcs = ["urn:epc:id:sscc:0614141.1234567890", "urn:epc:id:grai:0614141.12345.400", "not an epc!"]
+    result = parse(json.dumps(event(epcList=epcs, eventID="e1")).encode(), "x.json")
+    assert [r.value["handling_unit"] for r in result.records] == ["106141412345678908"]
+    assert [(i.field, i.reason_code) for i in result.issues] == [
+        ("[0].epcList[1]", "unsupported_record"),
+        ("[0].epcList[2]", "invalid_identifier"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "form",
+    ["sorting", "urn:epcglobal:cbv:bizstep:sorting", "https://ref.gs1.org/cbv/BizStep-sorting",
+     "gs1:BizStep-sorting", "cbv:BizStep-sorting", "https://gs1.org/voc/BizStep-sorting"],
+)  # fmt: skip
+def test_every_biz_step_form(form: str) -> None:
+    (record,) = parse(json.dumps(event(bizStep=form)).encode(), "x.json").records
+    assert (record.value["raw_code"], record.value["code"]) == ("sorting", "HUB_SORTED")
+
+
+@pytest.mark.parametrize(
+    ("destinations", "code"),
+    [
+        (None, "ORIGIN_SORTED"),  # the sender's dispatch at the start of the chain
+        ([{"type": "owning_party", "destination": "urn:epc:id:pgln:5401234.00000"}], "ORIGIN_SORTED"),
+        ([{"type": "possessing_party", "destination": "urn:epc:id:pgln:5412345.00000"}], "LASTMILE_HANDOVER"),
+        ([{"type": "urn:epcglobal:cbv:sdt:location", "destination": "urn:epc:id:sgln:5412345.00001.0"}],
+         "LASTMILE_HANDOVER"),
+    ],
+)  # fmt: skip
+def test_shipping_is_decided_by_its_destination(destinations: list[dict[str, str]] | None, code: str) -> None:
+    (record,) = parse(json.dumps(event(bizStep="shipping", destinationList=destinations)).encode(), "x.json").records
+    assert record.value["code"] == code

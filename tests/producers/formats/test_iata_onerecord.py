@@ -101,3 +101,76 @@ def test_errors_name_event_and_field() -> None:
 def test_unreadable_documents(document: bytes) -> None:
     with pytest.raises(FormatError):
         parse(document, "x.json")
+
+
+# --- issue 19: constructs of the ONE Record specification's and implementers' examples ---------
+
+CARGO = "https://onerecord.iata.org/ns/cargo#"
+
+
+def one_event(**fields: object) -> dict[str, object]:
+    event: dict[str, object] = {
+        "@type": "cargo:LogisticsEvent",
+        "cargo:eventCode": {"@id": "https://onerecord.iata.org/ns/code-lists/StatusCode#ARR"},
+        "cargo:eventDate": {"@type": "http://www.w3.org/2001/XMLSchema#dateTime", "@value": "2026-11-20T16:40:00Z"},
+        "cargo:eventFor": {"@id": "https://or.example/logistics-objects/awb-157-33806275"},
+    }
+    event.update(fields)
+    return {k: v for k, v in event.items() if v is not None}
+
+
+def test_a_servers_event_list_is_read() -> None:
+    collection = {
+        "@context": {"cargo": CARGO, "api": "https://onerecord.iata.org/ns/api#"},
+        "@type": "api:Collection",
+        "api:hasTotalItems": 2,
+        "api:hasItem": [one_event(), one_event(**{"cargo:eventCode": "RCF"})],
+    }
+    result = parse(json.dumps(collection).encode(), "list.json")
+    assert result.issues == []
+    assert [r.value["raw_code"] for r in result.records] == ["ARR", "RCF"]
+    single = {**collection, "api:hasItem": one_event()}  # one item: an object, not a list
+    assert [r.value["raw_code"] for r in parse(json.dumps(single).encode(), "one.json").records] == ["ARR"]
+
+
+def test_an_event_for_several_objects_gives_a_scan_each() -> None:
+    objects = [{"@id": "https://or.example/logistics-objects/Piece-1"}, {"@id": "https://or.example/lo/Piece-2"}]
+    event = one_event(**{"@id": "https://or.example/logistics-events/e9", "cargo:eventFor": objects})
+    scans = [r.value for r in parse(json.dumps(event).encode(), "x.json").records]
+    assert [s["handling_unit"] for s in scans] == ["PIECE-1", "PIECE-2"]
+    assert [s["event_id"] for s in scans] == [
+        "https://or.example/logistics-events/e9|PIECE-1",
+        "https://or.example/logistics-events/e9|PIECE-2",
+    ]
+
+
+@pytest.mark.parametrize("flag", [{"@type": "http://www.w3.org/2001/XMLSchema#boolean", "@value": "true"}, True])
+def test_typed_literal_partial_event_flag(flag: object) -> None:
+    (record,) = parse(json.dumps(one_event(**{"cargo:partialEventIndicator": flag})).encode(), "x.json").records
+    assert record.value["reason"] == "partial event: applies to part of the shipment"
+    false = {"@type": "http://www.w3.org/2001/XMLSchema#boolean", "@value": "false"}
+    (whole,) = parse(json.dumps(one_event(**{"cargo:partialEventIndicator": false})).encode(), "x.json").records
+    assert whole.value["reason"] is None
+
+
+def test_an_event_without_event_for_is_about_the_object_its_id_names_and_recorded_at_location() -> None:
+    event = one_event(
+        **{
+            "@id": "https://or.example/logistics-objects/awb-157-33806275/logistics-events/arr-1",
+            "cargo:eventFor": None,
+            "cargo:recordedAtLocation": {"@id": "https://or.example/logistics-objects/HEL"},
+        }
+    )
+    (record,) = parse(json.dumps(event).encode(), "x.json").records
+    assert record.value["handling_unit"] == "157-33806275"
+    assert record.value["location"] == {
+        "code": "HEL",
+        "kind": "airport",
+        "country": "FI",
+        "name": "Helsinki Vantaa Airport",
+    }
+
+
+def test_status_update_event_subtype_is_an_event() -> None:
+    (record,) = parse(json.dumps(one_event(**{"@type": "cargo:StatusUpdateEvent"})).encode(), "x.json").records
+    assert record.value["code"] == "LINEHAUL_ARRIVED"

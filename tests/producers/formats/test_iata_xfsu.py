@@ -280,3 +280,11 @@ def test_message_level_issues(data: bytes, field: str, message: str) -> None:
 
 def test_registered_as_a_format() -> None:
     assert parser_for("xfsu") is iata_xfsu.parse
+
+
+def test_airports_beyond_the_former_table(fixture_bytes: Callable[[str], bytes]) -> None:
+    # issue 19: the same airport data set as FSU (airportsdata), e.g. Birmingham.
+    document = fixture(fixture_bytes, "dlv_delivered.xml").replace(b"<ram:ID>LGG</ram:ID>", b"<ram:ID>BHX</ram:ID>")
+    (record,) = parse(document, "x.xml").records
+    assert record.value["location"]["code"] == "BHX"
+    assert record.value["event_time_ms"] == ms(2024, 10, 21, 9, 30, "Europe/London")
