@@ -29,6 +29,12 @@ plausible_strings = st.sampled_from([
     "2024-10-20T10:05:00", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "+02:00", "-25:00", "Z",
     "urn:epc:id:sscc:0614141.1234567890", "urn:epc:id:sscc:1.2", "https://id.gs1.org/00/106141412345678908",
     "CSQU3054383", "RR123456785CN", "157-12345675", "157-12345670", "LGG", "BELGGA", "", " ",
+    # issue 19 constructs: Digital Links, other EPCs, bizStep forms, ONE Record subtypes and literals
+    "https://dl.example/01/05412345678908/21/AB-1%2F2", "https://id.gs1.org/00/106141412345678909",
+    "https://x.example/8003/05401234000777RT", "urn:epc:id:grai:0614141.12345.400", "urn:epc:id:sgtin:1.2.-",
+    "gs1:BizStep-shipping", "cbv:BizStep-", "https://ref.gs1.org/cbv/BizStep-retail_selling", "shipping",
+    "possessing_party", "owning_party", "cargo:StatusUpdateEvent", "api:Collection", "Collection",
+    "https://or.example/logistics-objects/HEL", "https://or.example/lo/awb-157-12345675/logistics-events/1",
 ])  # fmt: skip
 mixed_values = plausible_strings | json_values
 
@@ -39,11 +45,12 @@ def keyed_objects(keys: list[str]) -> st.SearchStrategy[dict[str, Any]]:
 
 epcis_events = keyed_objects(
     ["type", "action", "bizStep", "epcList", "parentID", "childEPCs", "eventTime", "eventTimeZoneOffset",
-     "recordTime", "eventID", "readPoint", "bizLocation", "errorDeclaration"]
+     "recordTime", "eventID", "readPoint", "bizLocation", "errorDeclaration", "destinationList"]
 )  # fmt: skip
 onerecord_events = keyed_objects(
     ["@type", "@id", "cargo:eventCode", "eventCode", "cargo:eventDate", "creationDate", "cargo:eventFor",
-     "linkedObject", "eventLocation", "eventTimeType", "partialEventIndicator"]
+     "linkedObject", "eventLocation", "recordedAtLocation", "eventTimeType", "partialEventIndicator", "hasItem",
+     "waybill", "locationCode"]
 )  # fmt: skip
 emsevt_items = keyed_objects(
     ["mail_item_id", "event_code", "event_time", "office_code", "reason_code", "action_code", "carrier", "reason"]
@@ -51,6 +58,9 @@ emsevt_items = keyed_objects(
 fsu_tokens = st.sampled_from([
     "FSU/14", "020-12345675FRAJFK", "020-12345676FRAJFK", "DEP", "ARR", "RCS", "DIS", "LH400", "16OCT", "31FEB",
     "16OCT2599", "A1430", "FRAJFK", "LGG", "XXX", "T10K250.5", "P5K125T10", "P0", "MSCA", "", "QK X", ".Y",
+    # issue 19: Type B framing, origin lines, information lines, split carrier/flight, one-line messages
+    "\x01QK LGGFMCV", "\x02FSU/14", "\x03", ".HDQFMCK 301245", ".HDQFMCK 991299", "OCI", "ULD", "TRM", "BKD",
+    "29FEB", "QR", "0843", "HEL", "FSU/14 020-12345675FRAJFK/T1K100 BKD", "ZCZC", "NNNN", "=TEXT",
 ])  # fmt: skip
 fsu_documents = st.lists(st.lists(fsu_tokens, min_size=1, max_size=6).map("/".join), max_size=12).map("\n".join)
 # XFSU leaf texts: plausible values, else any text of characters XML allows.
