@@ -7,16 +7,20 @@ The Type B envelope is skipped: SOH/STX/ETX control characters (ETX ends a messa
 (``QK LGGFMCV``, or addresses alone), the origin line (``.HDQFMCK 301245``, whose UTC date-time
 group is the message's envelope time), ``ZCZC`` / ``NNNN`` and ``=HEADER``-style lines. ``OSI``
 (other service information), ``OCI`` (other customs information) and ``ULD`` lines carry no status
-event and are skipped; a line starting with ``/`` continues the previous line.
+event and are skipped; a line starting with ``/`` continues the previous line. A message written on
+one line (``FSU/14 <AWB line> <status line>``) is split before its AWB and status lines.
 
-Status line fields are recognised by their form, whatever their position: flight (``LH400``), day
+Status line fields are recognised by their form, whatever their position: flight (``LH400``, or
+``QR/0843`` in two fields), day
 and optional local time (``16OCT`` / ``16OCT1230``), a separate time (``1230``, ``A1230`` actual,
-``E`` estimated, ``S`` scheduled), airport pair (``FRAJFK``) or airport (``JFK``), pieces and
+``E`` estimated, ``S`` scheduled), airport pair (``FRAJFK``, or ``HKG/NLU`` in adjacent fields) or
+airport (``JFK``), pieces and
 weight (``T10K250.5``; ``P5K100T10`` = part shipment, 5 of 10 pieces), and for DIS the
 discrepancy code (``MSCA``). Times are local at the event's airport and converted to UTC with its
 time zone (``producers.formats.airports``); the year, absent from Cargo-IMP, is the latest that
 puts the event no later than the message's envelope time, else the time it is read
-(``reference_time_ms``, injectable), give or take ``CLOCK_SKEW``.
+(``reference_time_ms``, injectable), give or take ``CLOCK_SKEW``; BKD's day, a booked flight's
+date, takes the year nearest the reference time.
 """
 
 from __future__ import annotations
