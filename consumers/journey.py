@@ -133,6 +133,7 @@ STEP_MESSAGES: Final[dict[str, dict[str, str]]] = {
         "returned_to_sender": "Returned to the sender",
         "lost": "Reported lost",
         "damaged": "Reported damaged",
+        "carrier_information": "Update from the transport company at {place}|Update from the transport company",
     },
     "fr": {
         "order_created": "Commande passée : le vendeur a annoncé le colis",
@@ -170,6 +171,7 @@ STEP_MESSAGES: Final[dict[str, dict[str, str]]] = {
         "returned_to_sender": "Retourné à l'expéditeur",
         "lost": "Déclaré perdu",
         "damaged": "Déclaré endommagé",
+        "carrier_information": "Information du transporteur à {place}|Information du transporteur",
     },
     "nl": {
         "order_created": "Bestelling geplaatst: de verkoper heeft het pakket aangemeld",
@@ -207,6 +209,7 @@ STEP_MESSAGES: Final[dict[str, dict[str, str]]] = {
         "returned_to_sender": "Teruggestuurd naar de afzender",
         "lost": "Als verloren gemeld",
         "damaged": "Als beschadigd gemeld",
+        "carrier_information": "Bericht van de vervoerder in {place}|Bericht van de vervoerder",
     },
     "de": {
         "order_created": "Bestellung aufgegeben: der Verkäufer hat das Paket angemeldet",
@@ -245,6 +248,7 @@ STEP_MESSAGES: Final[dict[str, dict[str, str]]] = {
         "returned_to_sender": "An den Absender zurückgesendet",
         "lost": "Als verloren gemeldet",
         "damaged": "Als beschädigt gemeldet",
+        "carrier_information": "Meldung des Transportunternehmens in {place}|Meldung des Transportunternehmens",
     },
     "zh": {
         "order_created": "已下单：卖家已登记包裹信息",
@@ -280,6 +284,7 @@ STEP_MESSAGES: Final[dict[str, dict[str, str]]] = {
         "returned_to_sender": "已退回发件人",
         "lost": "已报丢失",
         "damaged": "已报损坏",
+        "carrier_information": "承运商在{place}更新了信息|承运商更新了信息",
     },
 }
 

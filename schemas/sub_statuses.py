@@ -44,6 +44,7 @@ SUB_STATUS_OF_CODE: Final[dict[str, str]] = {
     "RETURNED": "returned_to_sender",
     "LOST": "lost",
     "DAMAGED": "damaged",
+    "CARRIER_INFORMATION": "carrier_information",
 }
 
 SUB_STATUSES: Final[frozenset[str]] = frozenset(SUB_STATUS_OF_CODE.values())
