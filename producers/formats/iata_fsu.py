@@ -49,7 +49,9 @@ CLOCK_SKEW: Final = timedelta(hours=1)
 
 _HEADER = re.compile(r"^FSU/(\d{1,2})$")
 #: Type B envelope lines: priority + addresses, addresses alone, the origin line, SITA/telex framing.
-_ENVELOPE = re.compile(r"^(?:Q[A-Z] .*|[A-Z0-9]{7}(?: [A-Z0-9]{7})*|\..*|=.*|ZCZC.*|NNNN)$")
+_ENVELOPE = re.compile(r"^(?:Q[A-Z] .*|\..*|=.*|ZCZC.*|NNNN)$")
+#: Address lines without a priority code: envelope only where no message is open (after a ``QK`` line).
+_ADDRESSES = re.compile(r"^[A-Z0-9]{7}(?: [A-Z0-9]{7})*$")
 _ORIGIN_TIME = re.compile(r"^\.[A-Z0-9]{7}\s+(\d{2})(\d{2})(\d{2})\b")
 #: Control characters of the Type B frame: SOH opens an envelope, STX its text, ETX ends the text.
 _FRAME_SPLIT = re.compile(r"([\x01\x03])")
@@ -197,7 +199,7 @@ def _split_messages(text: str, source_name: str, reference_ms: int) -> list[_Mes
                 current = _Message(len(messages) + 1, line_number, [], envelope_ms)
                 messages.append(current)
                 envelope_ms = None
-            elif _ENVELOPE.match(line):
+            elif _ENVELOPE.match(line) or (current is None and _ADDRESSES.match(line)):
                 current = None  # a new envelope: the previous message has ended
                 origin = _ORIGIN_TIME.match(line)
                 if origin:

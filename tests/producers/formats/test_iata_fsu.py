@@ -183,3 +183,10 @@ def test_every_cargo_imp_status_code_is_mapped(raw_code: str, code: str) -> None
     message = f"FSU/14\n157-33806275DOHLGG/T12K612\n{raw_code}/28NOV0640/LGG/T12K612\n".encode()
     result = parse(message, "x.fsu", reference_time_ms=NOV_30_2026)
     assert [(r.value["raw_code"], r.value["code"]) for r in result.records] == [(raw_code, code)]
+
+
+def test_an_address_like_line_inside_a_message_is_reported_not_taken_for_an_envelope() -> None:
+    message = b"QK LGGFMCV\nLGGKKCV BRUFMCK\nFSU/14\n157-33806275DOHLGG/T12K612\nCAINIAO\nRCS/28NOV0640/DOH/T12K612\n"
+    result = parse(message, "x.fsu", reference_time_ms=NOV_30_2026)
+    assert [r.value["raw_code"] for r in result.records] == ["RCS"]  # the status after it is still read
+    assert [(i.field, i.raw) for i in result.issues] == [("status", b"CAINIAO")]
