@@ -127,7 +127,7 @@ def test_email_arrives_in_the_subscribers_language(settings_factory, delivery_st
     by_recipient = {message["To"]: message for message in mailbox.messages}
     french, chinese = by_recipient["client@example.fr"], by_recipient["kehu@example.cn"]
     assert french["Subject"] == "Colis LP-MAIL : En cours de livraison"
-    assert "Votre colis LP-MAIL a un nouveau statut" in french.get_content()
+    assert "Votre colis LP-MAIL : En cours de livraison." in french.get_content()
     assert "Liège Airport" in french.get_content()
     assert chinese["Subject"] == "包裹 LP-MAIL：派送中"
     assert chinese["Content-Language"] == "zh"
