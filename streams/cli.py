@@ -142,6 +142,42 @@ def worker(
             help="Port of Faust's web server (worker introspection); 0 turns it off." + _default("web_port"),
         ),
     ] = None,
+    max_future: Annotated[
+        float | None,
+        typer.Option(
+            envvar="PARCELSTREAM_MAX_FUTURE",
+            show_default=False,
+            help="Seconds a scan's or manifest's event time may lie ahead of the wall clock; later ones are "
+            "dead-lettered event_time_out_of_range." + _default("max_future"),
+        ),
+    ] = None,
+    max_age: Annotated[
+        float | None,
+        typer.Option(
+            envvar="PARCELSTREAM_MAX_AGE",
+            show_default=False,
+            help="Seconds a scan's or manifest's event time may lie behind the wall clock; older ones are "
+            "dead-lettered event_time_out_of_range." + _default("max_age"),
+        ),
+    ] = None,
+    max_fanout_depth: Annotated[
+        int | None,
+        typer.Option(
+            envvar="PARCELSTREAM_MAX_FANOUT_DEPTH",
+            show_default=False,
+            help="Handling units a unit scan's copies may pass through (container > ULD > bag > parcel is 3); "
+            "deeper copies are dead-lettered fanout_too_deep." + _default("max_fanout_depth"),
+        ),
+    ] = None,
+    sla_clock_max_due_share: Annotated[
+        float | None,
+        typer.Option(
+            envvar="PARCELSTREAM_SLA_CLOCK_MAX_DUE_SHARE",
+            show_default=False,
+            help="A scan may not move the SLA clock so far that more than this share of the pending deadlines "
+            "fall due at once (the jump is refused and counted)." + _default("sla_clock_max_due_share"),
+        ),
+    ] = None,
 ) -> None:
     """Run the stream-processor worker until Ctrl-C / SIGTERM (several workers share the partitions)."""
     flags: dict[str, Any] = {
@@ -158,6 +194,10 @@ def worker(
         "batch_timeout": batch_timeout,
         "state_cache_size": state_cache_size,
         "web_port": web_port,
+        "max_future": max_future,
+        "max_age": max_age,
+        "max_fanout_depth": max_fanout_depth,
+        "sla_clock_max_due_share": sla_clock_max_due_share,
     }
     try:
         settings = WorkerSettings(**{name: value for name, value in flags.items() if value is not None})

@@ -8,7 +8,10 @@ from typing import Literal
 
 from pydantic import Field
 
+from schemas.event_time import EventTimeSettings
 from schemas.settings import PipelineSettings
+from streams.core.clock import DEFAULT_MAX_DUE_SHARE
+from streams.core.consolidation import DEFAULT_MAX_FANOUT_DEPTH
 from streams.core.rules import DAY_MS, HOUR_MS, SlaRules
 
 
@@ -46,7 +49,7 @@ StoreKind = Literal["memory", "rocksdb"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
-class WorkerSettings(SlaSettings):
+class WorkerSettings(SlaSettings, EventTimeSettings):
     clock_speed: float = 1.0
     """Event-time seconds per wall second for the SLA clock: 1 in production; the demo passes the
     simulator's time compression so at-risk/breach timers fire while the simulated day runs."""
@@ -82,6 +85,13 @@ class WorkerSettings(SlaSettings):
     commit_interval: float = Field(2.8, gt=0)
     """Seconds between two commits of the processed input offsets (Faust's default 2.8). A restart
     replays at most this much input (outputs are idempotent), so it trades replay for commits."""
+    max_fanout_depth: int = Field(DEFAULT_MAX_FANOUT_DEPTH, ge=1)
+    """Handling units a fan-out copy may pass through (container > ULD > bag > parcel is 3); a copy
+    that would go deeper is dead-lettered ``fanout_too_deep``."""
+    sla_clock_max_due_share: float = Field(DEFAULT_MAX_DUE_SHARE, gt=0, le=1)
+    """A scan that would move the SLA clock so far that more than this share of the pending
+    deadlines (and at least 10) fall due at once does not move it (counted in
+    ``parcelstream_sla_clock_jumps_refused_total``)."""
     broker_rebalance_timeout: float = 6.0
     """Seconds a consumer-group rebalance may take (Kafka's rebalance.timeout.ms, in seconds)."""
     broker_session_timeout: float = 10.0

@@ -4,9 +4,36 @@ Now = the latest event time seen + the wall time passed since it was seen × ``s
 production; the demo uses the simulator's time compression, so simulated deadlines pass while the
 simulated day runs. It never goes backwards: when a new latest event lands below the running
 clock (a late-stamped scan, or speed > real pace), the clock holds until it catches up.
+
+Outliers: event times outside the plausible range are dead-lettered before they reach the clock
+(``schemas/event_time.py``). Within it, one scan can still jump the clock by up to a day and make
+deadlines due that are not; so the worker asks ``jump_refused`` before it lets a scan move the
+clock: a jump that would make more than ``max_due_share`` of the pending deadlines (and at least
+``MIN_REFUSED_DUE``) due at once is refused (counted in
+``parcelstream_sla_clock_jumps_refused_total``). Honest time moves in small steps (the clock runs
+with wall time between scans, and the timer takes the due deadlines every second), so only a
+jump can make a large share due at once.
 """
 
 from __future__ import annotations
+
+from typing import Final
+
+#: Share of the pending SLA deadlines that one clock jump may make due (PARCELSTREAM_SLA_CLOCK_MAX_DUE_SHARE).
+DEFAULT_MAX_DUE_SHARE: Final = 0.5
+#: A jump that makes fewer deadlines due is never refused (a handful of parcels may honestly share a deadline).
+MIN_REFUSED_DUE: Final = 10
+
+
+def refusal_threshold(pending: int, max_due_share: float) -> int:
+    """Most deadlines one clock jump may make due, with ``pending`` deadlines scheduled."""
+    return max(MIN_REFUSED_DUE - 1, int(pending * max_due_share))
+
+
+def jump_refused(due: int, threshold: int) -> bool:
+    """Whether a jump that makes ``due`` deadlines due at once is refused (``due`` may be counted
+    only up to ``threshold + 1``)."""
+    return due > threshold
 
 
 class EventClock:

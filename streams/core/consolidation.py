@@ -20,11 +20,23 @@ duplicate). It remembers the last ``MAX_MANIFEST_IDS`` manifest ids; re-applying
 changes nothing, since membership is decided by event time. Members are not bounded: they are the
 unit's contents.
 
+Cycles and depth: a unit scan that reached this unit through other units carries their ids,
+outermost first, in ``FANOUT_PATH`` (the worker keeps it in a Kafka record header of
+``scans-fanout``, not in the ScanEvent schema); each copy adds the unit that sent it. A unit
+never takes itself or one of its known containers (the units on the paths of its kept scans) as a
+member (``unit_cycle``); a copy that comes back to a unit already on its path is refused the same
+way, so a cycle formed by manifests alone stops at the first scan that goes round it; and a copy
+that would pass through more than ``max_depth`` units is refused (``fanout_too_deep``), whatever
+the manifests say. Refused inputs change nothing.
+
 Replays: the unit records, for its last ``MAX_RECORDED_INPUTS`` inputs that fanned out something,
 which kept scans went to which members. The same scan or manifest again changes nothing and
 returns those copies again, built from the kept scans (a scan evicted meanwhile is not re-sent), so
 a worker that crashed after storing the unit but before publishing its copies can publish them;
-members de-duplicate copies by event id.
+members de-duplicate copies by event id. A repeat that arrived by fan-out re-sends its copies one
+hop further along the path it came by: every copy caused by a copy is one unit deeper, so no
+repeat can circle (cycle or depth refuses it within ``max_depth`` hops), while a worker that
+crashed between storing a nested unit and publishing its copies still publishes them.
 """
 
 from __future__ import annotations
@@ -40,6 +52,10 @@ MAX_MANIFEST_IDS: Final = 1024
 #: Inputs whose fan-out a unit remembers for re-sending.
 MAX_RECORDED_INPUTS: Final = 32
 UNIT_REFERENCE_FIELDS: Final = {"bag": "bag", "uld": "uld", "container": "container"}
+#: Key, in a scan dict, of the units the scan came through (outermost first); absent when none.
+FANOUT_PATH: Final = "fanout_path"
+#: Units a copy may pass through: container > ULD > bag > parcel is 3.
+DEFAULT_MAX_FANOUT_DEPTH: Final = 3
 
 
 @dataclass(slots=True)
@@ -88,19 +104,25 @@ class Unit:
         if len(self.recorded) > MAX_RECORDED_INPUTS:
             del self.recorded[next(iter(self.recorded))]
 
-    def replay(self, input_id: str) -> list[dict[str, Any]]:
-        """The copies ``input_id`` fanned out when it was applied (none if it is not recorded)."""
+    def replay(self, input_id: str, via: list[str] | None = None) -> list[dict[str, Any]]:
+        """The copies ``input_id`` fanned out when it was applied (none if it is not recorded);
+        ``via``: the path the repeated input came by, which the copies then continue (so a repeat
+        that goes round a cycle gets longer at every hop and is refused)."""
         recorded = self.recorded.get(input_id)
         if recorded is None:
             return []
         scan_ids, members = recorded
         kept = {scan["event_id"]: scan for scan in self.scans if scan["event_id"] in scan_ids}
         return [
-            fan_out_copy(kept[scan_id], self, member, self.membership[member].member_type)
+            fan_out_copy(kept[scan_id], self, member, self.membership[member].member_type, via)
             for member in members
             for scan_id in scan_ids
             if scan_id in kept
         ]
+
+    def containers(self) -> set[str]:
+        """Units this unit is known to be inside: those on the paths of its kept scans."""
+        return {unit for scan in self.scans for unit in scan.get(FANOUT_PATH) or ()}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -129,9 +151,13 @@ class Unit:
         )
 
 
-def fan_out_copy(scan: dict[str, Any], unit: Unit, member: str, member_type: str) -> dict[str, Any]:
-    """The unit scan addressed to one member, with the unit named in its references."""
+def fan_out_copy(
+    scan: dict[str, Any], unit: Unit, member: str, member_type: str, via: list[str] | None = None
+) -> dict[str, Any]:
+    """The unit scan addressed to one member, with the unit named in its references and appended to
+    its path (``via``, or else the path the kept scan came by)."""
     copy = dict(scan)
+    copy[FANOUT_PATH] = [*(fanout_path(scan) if via is None else via), unit.handling_unit]
     references = dict(scan.get("references") or {})
     reference_field = UNIT_REFERENCE_FIELDS.get(unit.unit_type or "")
     if reference_field is not None:
@@ -142,6 +168,31 @@ def fan_out_copy(scan: dict[str, Any], unit: Unit, member: str, member_type: str
     else:
         copy["tracking_number"], copy["handling_unit"] = None, member
     return copy
+
+
+def fanout_path(scan: dict[str, Any]) -> list[str]:
+    """The units ``scan`` came through, outermost first (empty for a scan from a carrier)."""
+    return list(scan.get(FANOUT_PATH) or ())
+
+
+def check_fanout(subject: str, scan: dict[str, Any], *, is_unit: bool, max_depth: int) -> None:
+    """Refuse a fan-out copy that went round a cycle back to ``subject`` or went too deep.
+
+    A unit needs room for one more hop (its own copies); a parcel is the last step."""
+    path = fanout_path(scan)
+    if not path:
+        return
+    if subject in path:
+        raise InvalidScanError(
+            "unit_cycle", f"scan {scan.get('event_id')!r} came back to {subject!r} through {' > '.join(path)}"
+        )
+    hops = len(path) + (1 if is_unit else 0)
+    if hops > max_depth:
+        raise InvalidScanError(
+            "fanout_too_deep",
+            f"scan {scan.get('event_id')!r} reached {subject!r} through {len(path)} units ({' > '.join(path)}); "
+            f"at most {max_depth} may nest",
+        )
 
 
 def _unit_for(unit: Unit | None, handling_unit: str | None, what: str) -> Unit:
@@ -161,6 +212,15 @@ def apply_manifest(unit: Unit | None, manifest: dict[str, Any]) -> tuple[Unit, l
     manifest_id: str = manifest["manifest_id"]
     if manifest_id in unit._manifest_id_set:
         return unit, unit.replay(f"manifest:{manifest_id}")
+    if manifest["action"] == "add" and manifest["member_type"] != "parcel":
+        containers = unit.containers() | {unit.handling_unit}
+        looping = [member for member in manifest["members"] if member in containers]
+        if looping:
+            raise InvalidScanError(
+                "unit_cycle",
+                f"manifest {manifest_id!r} puts {', '.join(map(repr, looping))} inside {unit.handling_unit!r}, "
+                "which is (inside) it",
+            )
     unit.manifest_ids.append(manifest_id)
     unit._manifest_id_set.add(manifest_id)
     if len(unit.manifest_ids) > MAX_MANIFEST_IDS:
@@ -183,11 +243,16 @@ def apply_manifest(unit: Unit | None, manifest: dict[str, Any]) -> tuple[Unit, l
     return unit, fan_out
 
 
-def apply_unit_scan(unit: Unit | None, scan: dict[str, Any]) -> tuple[Unit, list[dict[str, Any]]]:
-    """Apply a ScanEvent dict addressed to a unit; returns the unit and the copies for its members."""
+def apply_unit_scan(
+    unit: Unit | None, scan: dict[str, Any], max_depth: int = DEFAULT_MAX_FANOUT_DEPTH
+) -> tuple[Unit, list[dict[str, Any]]]:
+    """Apply a ScanEvent dict addressed to a unit; returns the unit and the copies for its members.
+
+    Raises ``InvalidScanError`` (``unit_cycle``, ``fanout_too_deep``, ...) and then changes nothing."""
     unit = _unit_for(unit, scan.get("handling_unit"), f"scan {scan.get('event_id')!r}")
+    check_fanout(unit.handling_unit, scan, is_unit=True, max_depth=max_depth)
     if scan["event_id"] in unit._scan_ids:
-        return unit, unit.replay(f"scan:{scan['event_id']}")
+        return unit, unit.replay(f"scan:{scan['event_id']}", fanout_path(scan))
     index = bisect_right(unit.scans, _scan_key(scan), key=_scan_key)
     unit.scans.insert(index, scan)
     unit._scan_ids.add(scan["event_id"])

@@ -24,8 +24,9 @@ Rules:
   events. A late event that adds a run to the past timeline is published then too (with its own,
   older ``event_time_ms``); consumers that only notify the current status compare event times.
   ``sequence`` counts this parcel's updates in publication order, from 1.
-- Shipment facts (service level, merchant, order time) come from the earliest scan that carries
-  them (ORDER_CREATED); scans before it work without them, and the estimate and promise are
+- Shipment facts (service level, merchant, order time) come from the first scan that carries
+  them (ORDER_CREATED) and are written once (``streams.core.authority``, which also keeps the last
+  mile to one carrier); scans before it work without them, and the estimate and promise are
   computed once it arrives.
 - Replays: the parcel records, for its last ``MAX_RECORDED_INPUTS`` inputs (scan event ids and
   SLA due ticks), the StatusUpdates and SlaEvents each produced. The same input again is a
@@ -42,6 +43,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
+from streams.core.authority import check_scan
 from streams.core.rules import SlaRules
 from streams.core.sla import evaluate
 from streams.core.taxonomy import Classification, InvalidScanError, classify
@@ -352,6 +354,7 @@ def apply_scan(parcel: Parcel | None, scan: dict[str, Any], rules: SlaRules, now
     event_id: str = scan["event_id"]
     if event_id in parcel.event_ids:
         return parcel.replay(event_id)
+    check_scan(parcel.shipment, parcel.history, scan, classification.code)
 
     entry = _history_entry(scan, classification)
     key = _entry_key(entry)
@@ -364,7 +367,7 @@ def apply_scan(parcel: Parcel | None, scan: dict[str, Any], rules: SlaRules, now
         location = entry["location"]
         parcel.first_seen[classification.code] = (key[0], key[1], location["code"] if location else None)
     shipment = scan.get("shipment")
-    if shipment and (parcel.shipment_key is None or key < parcel.shipment_key):
+    if shipment and parcel.shipment is None:
         parcel.shipment = shipment
         parcel.shipment_key = key
 

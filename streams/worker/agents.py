@@ -33,7 +33,7 @@ from streams.core.clock import EventClock
 from streams.settings import WorkerSettings
 from streams.worker import metrics
 from streams.worker.deadlines import DeadlineHeap
-from streams.worker.processor import Batch, Processor, SourceMessage, WarmCache
+from streams.worker.processor import Batch, Guards, Headers, Output, Processor, SourceMessage, WarmCache
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,29 @@ def sla_due_topic_name(settings: WorkerSettings) -> str:
     return sla_due_spec(settings).suffix
 
 
+def record_headers(headers: object) -> Headers:
+    """A consumed record's headers as (name, value) pairs (Faust passes aiokafka's sequence or a mapping)."""
+    if not headers:
+        return ()
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    return tuple((str(name), bytes(value or b"")) for name, value in pairs)  # type: ignore[union-attr]
+
+
+async def publish(producer: Any, outputs: list[Output]) -> None:
+    """Send ``outputs`` and wait until the broker acknowledged every one; raises the first send
+    error. Straight to the producer (Faust's Topic.send adds per-message bookkeeping we do not
+    use). Awaiting ``send`` only enqueues the record, and Faust's ``flush`` before a commit never
+    raises: without waiting here, an output the broker refused would vanish while its input's
+    offset is committed and its state stored as applied."""
+    send = producer.send
+    pending = [
+        await send(output.topic, output.key, output.value, None, None, list(output.headers) if output.headers else None)
+        for output in outputs
+    ]
+    if pending:
+        await asyncio.gather(*pending)
+
+
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -123,8 +146,14 @@ class StreamWorker:
         self.topics: TopicNames = settings.topics
         self.rules = settings.sla_rules()
         self.clock = EventClock(settings.clock_speed)
-        self.processor = Processor(self.topics, self.rules, self.clock)
         self.deadlines = DeadlineHeap()
+        guards = Guards(
+            max_fanout_depth=settings.max_fanout_depth,
+            max_future_ms=settings.max_future_ms,
+            max_age_ms=settings.max_age_ms,
+            max_due_share=settings.sla_clock_max_due_share,
+        )
+        self.processor = Processor(self.topics, self.rules, self.clock, guards=guards, deadlines=self.deadlines)
         self.warm = WarmCache(settings.state_cache_size)
         self.sla_due_name = sla_due_topic_name(settings)
         self._last_lag_refresh = 0.0
@@ -175,14 +204,19 @@ class StreamWorker:
                 for event in events:
                     message = event.message
                     event_of_partition[message.partition] = event
+                    source = SourceMessage(
+                        message.topic,
+                        message.partition,
+                        message.offset,
+                        message.key,
+                        message.value,
+                        record_headers(message.headers),
+                    )
                     if message.topic == self.sla_due_name:
                         key = message.key.decode() if message.key else ""
                         tick = message.value.decode() if message.value else None
-                        batch.add_sla_due(key, now, message.partition, tick)
+                        batch.add_sla_due(key, now, message.partition, tick, source)
                     else:
-                        source = SourceMessage(
-                            message.topic, message.partition, message.offset, message.key, message.value
-                        )
                         batch.add(source, now)
                 outputs = batch.outputs()
                 # Persist before publishing: a crash before the acks publishes nothing of the batch (its
@@ -191,11 +225,7 @@ class StreamWorker:
                 self._write_state(batch, event_of_partition)
                 await self.parcels.changelog_acked()
                 await self.units.changelog_acked()
-                send = self.app.producer.send
-                for output in outputs:
-                    # Straight to the producer (Faust's Topic.send adds per-message bookkeeping we do not
-                    # use); Faust flushes the producer before it commits the offsets.
-                    await send(output.topic, output.key, output.value, None, None, None)
+                await publish(self.app.producer, outputs)
             except BaseException:
                 self.warm.clear()  # its objects may hold changes that never reached the tables
                 raise
@@ -222,8 +252,16 @@ class StreamWorker:
     async def sla_timer(self) -> None:
         """Send the parcels whose SLA deadline has passed to the agent (through ``sla-due``)."""
         now = self.clock.now_ms(wall_ms())
-        for tracking_number in self.deadlines.pop_due(now):
-            await self.sla_due.send(key=tracking_number.encode(), value=str(now).encode())
+        due = self.deadlines.pop_due(now)
+        try:
+            sent = [await self.sla_due.send(key=number.encode(), value=str(now).encode()) for number in due]
+            await asyncio.gather(*sent)  # delivered, not only enqueued
+        except Exception:
+            # Popped but maybe not sent: due again at the next sweep (a repeated tick is idempotent).
+            for number in due:
+                if number not in self.deadlines:
+                    self.deadlines.schedule(number, now)
+            log.exception("SLA timer: sending %d due parcels failed; retried at the next sweep", len(due))
         await self._refresh_consumer_lag()
 
     async def _rebuild_deadlines(self) -> None:

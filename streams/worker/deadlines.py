@@ -21,6 +21,10 @@ class DeadlineHeap:
         """Parcels with a pending deadline."""
         return len(self._current)
 
+    def __contains__(self, tracking_number: object) -> bool:
+        """Whether the parcel has a pending deadline."""
+        return tracking_number in self._current
+
     def schedule(self, tracking_number: str, deadline_ms: int | None) -> None:
         """Set (or with ``None`` clear) the parcel's next deadline."""
         if deadline_ms is None:
@@ -42,6 +46,21 @@ class DeadlineHeap:
                 del self._current[tracking_number]
                 due.append(tracking_number)
         return due
+
+    def count_due(self, now_ms: int, limit: int) -> int:
+        """Parcels whose current deadline is at or before ``now_ms``, counted up to ``limit``
+        (the heap is walked only where it is due, so a small limit keeps it cheap)."""
+        heap, current = self._heap, self._current
+        count, stack = 0, [0] if heap else []
+        while stack and count < limit:
+            index = stack.pop()
+            deadline_ms, tracking_number = heap[index]
+            if deadline_ms > now_ms:
+                continue
+            if current.get(tracking_number) == deadline_ms:
+                count += 1
+            stack.extend(child for child in (2 * index + 1, 2 * index + 2) if child < len(heap))
+        return count
 
     def rebuild(self, deadlines: Iterable[tuple[str, int | None]]) -> None:
         self._current = {number: deadline for number, deadline in deadlines if deadline is not None}

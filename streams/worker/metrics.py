@@ -19,6 +19,10 @@ SCANS_INGESTED = Counter(
 DUPLICATE_SCANS = Counter(
     "parcelstream_duplicate_scans_total", "Scans ignored because their event id was already applied", ["source"]
 )
+SLA_CLOCK_JUMPS_REFUSED = Counter(
+    "parcelstream_sla_clock_jumps_refused_total",
+    "Scans not allowed to move the SLA clock: the jump would have made a large share of the deadlines due at once",
+)
 STATUS_UPDATES = Counter("parcelstream_status_updates_total", "Customer-visible status changes emitted", ["status"])
 SLA_EVENTS = Counter(
     "parcelstream_sla_events_total",

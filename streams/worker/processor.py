@@ -25,16 +25,24 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from itertools import chain, islice
-from typing import Any
+from typing import Any, Final, Protocol
 
 import orjson
 
 from schemas.codec import Codec, DecodeError, EncodeError, default_codec
 from schemas.dead_letters import dead_letter_record
-from schemas.identifiers import identifier_problems
+from schemas.event_time import EVENT_TIME_OUT_OF_RANGE, check_event_time
+from schemas.identifiers import identifier_problems, is_handling_unit
 from schemas.topics import MAX_RECORD_BYTES, TopicNames
-from streams.core.clock import EventClock
-from streams.core.consolidation import Unit, apply_manifest, apply_unit_scan
+from streams.core.clock import DEFAULT_MAX_DUE_SHARE, EventClock, jump_refused, refusal_threshold
+from streams.core.consolidation import (
+    DEFAULT_MAX_FANOUT_DEPTH,
+    FANOUT_PATH,
+    Unit,
+    apply_manifest,
+    apply_unit_scan,
+    check_fanout,
+)
 from streams.core.parcel import Parcel, apply_scan, apply_sla_due
 from streams.core.rules import SlaRules
 from streams.core.sla import next_deadline_ms
@@ -46,6 +54,12 @@ log = logging.getLogger(__name__)
 
 STAGE = "streams"
 Table = Mapping[str, bytes]
+Headers = tuple[tuple[str, bytes], ...]
+#: Record header of a ``scans-fanout`` copy: the units it came through, outermost first, joined by
+#: ","; its length is the copy's hop count (streams.core.consolidation, "Cycles and depth").
+FANOUT_PATH_HEADER: Final = "parcelstream-fanout-path"
+#: Event time after which an SLA evaluation that raised is tried again.
+SLA_RETRY_MS: Final = 3600 * 1000
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,7 @@ class SourceMessage:
     offset: int | None
     key: bytes | None
     value: bytes | None
+    headers: Headers = ()
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,38 @@ class Output:
     topic: str
     key: bytes | None
     value: bytes
+    headers: Headers | None = None
+
+
+@dataclass(frozen=True)
+class Guards:
+    """Limits on input the edge cannot judge alone (docs/reliability.md, "Worker defences")."""
+
+    #: Units a fan-out copy may pass through (container > ULD > bag > parcel is 3).
+    max_fanout_depth: int = DEFAULT_MAX_FANOUT_DEPTH
+    #: Plausible event times of scans and manifests from other producers, relative to the wall
+    #: clock; None: not checked (the worker always passes its settings).
+    max_future_ms: int | None = None
+    max_age_ms: int | None = None
+    #: A clock advance that would make more than this share of the pending SLA deadlines due at once is refused.
+    max_due_share: float = DEFAULT_MAX_DUE_SHARE
+
+
+class PendingDeadlines(Protocol):
+    """The SLA timer's schedule, as far as the clock guard reads it (``streams.worker.deadlines``)."""
+
+    def __len__(self) -> int: ...
+
+    def count_due(self, now_ms: int, limit: int) -> int: ...
+
+
+def header_path(headers: Headers) -> list[str] | None:
+    """The fan-out path in ``headers``; None when a unit id in it is malformed."""
+    for name, value in headers:
+        if name == FANOUT_PATH_HEADER:
+            units = value.decode("ascii", "replace").split(",") if value else []
+            return units if all(is_handling_unit(unit) for unit in units) else None
+    return []
 
 
 @dataclass
@@ -249,6 +296,8 @@ class Batch:
         self._touched: dict[str, Parcel] = {}
         #: Unchanged parcels whose ParcelState is published again (a replayed input).
         self._republished: dict[str, Parcel] = {}
+        #: Parcels whose SLA evaluation raised: tracking number → when to try again.
+        self._rearmed: dict[str, int] = {}
 
     def add(self, message: SourceMessage, wall_ms: int) -> None:
         """Process one message of scans, manifests or scans-fanout."""
@@ -257,14 +306,24 @@ class Batch:
         self.processor.process(message, self, wall_ms)
 
     def add_sla_due(
-        self, tracking_number: str, wall_ms: int, partition: int | None = None, tick: str | None = None
+        self,
+        tracking_number: str,
+        wall_ms: int,
+        partition: int | None = None,
+        tick: str | None = None,
+        source: SourceMessage | None = None,
     ) -> None:
         """Evaluate the parcel's SLA rules now that a deadline has passed (no scan needed). ``tick``
         is the sla-due message's value, the timer's event-time clock: it names the evaluation (a
-        replay finds its recorded events) and is its now."""
+        replay finds its recorded events) and is its now. ``source``: the sla-due message, named
+        by a dead letter if the evaluation raises."""
         self.messages += 1
         self.state.partition = partition
-        self.processor.process_sla_due(tracking_number, self, wall_ms, tick)
+        self.processor.process_sla_due(tracking_number, self, wall_ms, tick, source)
+
+    def rearm(self, tracking_number: str, deadline_ms: int) -> None:
+        """Schedule the parcel's SLA timer again at ``deadline_ms`` (an evaluation that raised)."""
+        self._rearmed[tracking_number] = deadline_ms
 
     def emit(self, output: Output) -> None:
         self._outputs.append(output)
@@ -290,7 +349,8 @@ class Batch:
     def deadlines(self) -> list[tuple[str, int | None]]:
         """(tracking number, next SLA deadline or None) of every parcel the batch scanned or evaluated."""
         rules = self.processor.rules
-        return [(number, next_deadline_ms(parcel, rules)) for number, parcel in self._touched.items()]
+        deadlines = [(number, next_deadline_ms(parcel, rules)) for number, parcel in self._touched.items()]
+        return deadlines + [(n, d) for n, d in self._rearmed.items() if n not in self._touched]
 
     def write_state(self, parcels: MutableMapping[str, bytes], units: MutableMapping[str, bytes]) -> int:
         return self.state.write(parcels, units)
@@ -302,11 +362,22 @@ class Batch:
 
 
 class Processor:
-    def __init__(self, topics: TopicNames, rules: SlaRules, clock: EventClock, codec: Codec | None = None) -> None:
+    def __init__(
+        self,
+        topics: TopicNames,
+        rules: SlaRules,
+        clock: EventClock,
+        codec: Codec | None = None,
+        guards: Guards | None = None,
+        deadlines: PendingDeadlines | None = None,
+    ) -> None:
         self.topics = topics
         self.rules = rules
         self.clock = clock
         self.codec = codec or default_codec()
+        self.guards = guards or Guards()
+        #: The SLA timer's schedule, read by the clock guard (``_observe``); None: no guard.
+        self.deadlines = deadlines
         self.parcel_state_encoder = ParcelStateEncoder(self.codec)
         # prometheus_client's labels() costs more than the increment: keep each child.
         self._ingested: dict[tuple[str, str], Any] = {}
@@ -365,6 +436,16 @@ class Processor:
         if problems:  # the edge refuses them; a record that got past it must not reach keys and pages
             reason = "; ".join(f"{name}: {problem}" for name, problem in problems)
             return self._dead_letter(batch, message, "invalid_identifier", reason, wall_ms)
+        if message.topic == self.topics.scans_fanout:
+            path = header_path(message.headers)
+            if path is None:
+                return self._dead_letter(batch, message, "malformed_record", "malformed fan-out path header", wall_ms)
+            if path:
+                decoded.value[FANOUT_PATH] = path
+        else:  # records of other producers: their event times were judged by a clock we do not trust
+            problem = self._event_time_problem(decoded.value.get("event_time_ms"), wall_ms)
+            if problem:
+                return self._dead_letter(batch, message, EVENT_TIME_OUT_OF_RANGE, problem, wall_ms)
         try:
             if decoded.record_name == "ScanEvent":
                 return self._handle_scan(batch, message, decoded.value, wall_ms)
@@ -399,7 +480,10 @@ class Processor:
             )
         if self._wrong_key(batch, message, subject, wall_ms):
             return None
-        self.clock.observe(scan["event_time_ms"], wall_ms)
+        max_depth = self.guards.max_fanout_depth
+        if tracking_number:  # a unit checks its copies itself, before it changes
+            check_fanout(tracking_number, scan, is_unit=False, max_depth=max_depth)
+        self._observe(scan["event_time_ms"], wall_ms)
         self._event_time_lag.observe(max(0.0, (wall_ms - scan["event_time_ms"]) / 1000))
         state = batch.state
         if tracking_number:
@@ -415,7 +499,7 @@ class Processor:
             self._parcel_outputs(batch, outcome.parcel, outcome.status_updates, outcome.sla_events)
         else:
             state.begin("units", handling_unit)
-            unit, fanout = apply_unit_scan(state.unit(handling_unit), scan)
+            unit, fanout = apply_unit_scan(state.unit(handling_unit), scan, max_depth)
             state.put_unit(unit)
             for member_scan in fanout:
                 batch.emit(self._fanout_output(member_scan))
@@ -434,9 +518,18 @@ class Processor:
 
     # -- SLA timer --------------------------------------------------------------------------------
 
-    def process_sla_due(self, tracking_number: str, batch: Batch, wall_ms: int, tick: str | None = None) -> None:
+    def process_sla_due(
+        self,
+        tracking_number: str,
+        batch: Batch,
+        wall_ms: int,
+        tick: str | None = None,
+        source: SourceMessage | None = None,
+    ) -> None:
         """Evaluate the parcel's SLA rules into ``batch`` now that a deadline has passed, at the
-        tick's event time (the clock's now without one)."""
+        tick's event time (the clock's now without one). An evaluation that raises is dead-lettered
+        (``processing_error``, naming ``source``) and its timer re-armed ``SLA_RETRY_MS`` later in
+        event time: the timer already took the deadline off its schedule."""
         state = batch.state
         now_ms = int(tick) if tick is not None and tick.isdigit() else self.clock.now_ms(wall_ms)
         try:
@@ -445,17 +538,19 @@ class Processor:
             if parcel is None:
                 return
             outcome = apply_sla_due(parcel, tick or str(now_ms), self.rules, now_ms)
-        except Exception:
+            if outcome.changed:
+                state.put_parcel(parcel)
+            elif outcome.replayed:
+                batch.republish(parcel)
+            else:  # evaluate may tidy sla_open without an event: keep the stored value (and the warm cache) as it was
+                state.rollback()
+            self._parcel_outputs(batch, parcel, [], outcome.sla_events, count=not outcome.replayed)
+        except Exception as error:  # one parcel must not stop the timer of the others
             state.rollback()
-            log.exception("SLA evaluation of parcel failed; it is evaluated again on its next scan")
-            return
-        if outcome.changed:
-            state.put_parcel(parcel)
-        elif outcome.replayed:
-            batch.republish(parcel)
-        else:  # evaluate may tidy sla_open without an event: keep the stored value (and the warm cache) as it was
-            state.rollback()
-        self._parcel_outputs(batch, parcel, [], outcome.sla_events, count=not outcome.replayed)
+            log.exception("SLA evaluation failed; dead-lettered, tried again in %d s event time", SLA_RETRY_MS // 1000)
+            batch.rearm(tracking_number, now_ms + SLA_RETRY_MS)
+            message = source or SourceMessage("sla-due", None, None, tracking_number.encode(), (tick or "").encode())
+            self._dead_letter(batch, message, "processing_error", f"{type(error).__name__}: {error}", wall_ms)
 
     def deadline_of(self, data: bytes) -> int | None:
         """Next SLA deadline of a stored parcel (rebuilding the timer's schedule)."""
@@ -497,7 +592,28 @@ class Processor:
 
     def _fanout_output(self, member_scan: dict[str, Any]) -> Output:
         key = member_scan.get("tracking_number") or member_scan["handling_unit"]
-        return Output(self.topics.scans_fanout, key.encode(), self.codec.encode("ScanEvent", member_scan))
+        path = member_scan.pop(FANOUT_PATH, None) or []
+        headers = ((FANOUT_PATH_HEADER, ",".join(path).encode()),)
+        return Output(self.topics.scans_fanout, key.encode(), self.codec.encode("ScanEvent", member_scan), headers)
+
+    def _event_time_problem(self, event_time_ms: object, wall_ms: int) -> str | None:
+        max_future, max_age = self.guards.max_future_ms, self.guards.max_age_ms
+        if max_future is None or max_age is None or not isinstance(event_time_ms, int):
+            return None
+        return check_event_time(event_time_ms, wall_ms, max_future, max_age)
+
+    def _observe(self, event_time_ms: int, wall_ms: int) -> None:
+        """Move the SLA clock to a scan's event time, unless that would make a large share of the
+        pending deadlines due at once (one outlier must not fire every timer): then the jump is
+        refused and counted, and the scan itself is still applied."""
+        clock, deadlines = self.clock, self.deadlines
+        if deadlines is not None and clock.started and event_time_ms > clock.now_ms(wall_ms):
+            threshold = refusal_threshold(len(deadlines), self.guards.max_due_share)
+            if jump_refused(deadlines.count_due(event_time_ms, threshold + 1), threshold):
+                metrics.SLA_CLOCK_JUMPS_REFUSED.inc()
+                log.warning("SLA clock: a jump to event time %d refused (too many deadlines at once)", event_time_ms)
+                return
+        clock.observe(event_time_ms, wall_ms)
 
     def count_ingested(self, ingested: Counter[tuple[str, str]]) -> None:
         """Add a batch's scans to ``parcelstream_scans_ingested_total`` (one increment per label set)."""

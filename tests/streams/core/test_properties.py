@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.codec import default_codec
+from streams.core.authority import LAST_MILE_CODES
 from streams.core.sla import evaluate
 from tests.streams.builders import HOUR, T0, Pipeline, location, manifest, scan, shipment
 
@@ -84,10 +85,11 @@ def journeys(draw: st.DrawFn) -> Journey:
             messages.append(("scan", order))
 
     time_ms = T0
+    last_mile = draw(st.sampled_from(["CK", "BPOST", "CN"]))  # one carrier per last mile (streams.core.authority)
     for step, (code, level) in enumerate(codes):
         time_ms += draw(st.integers(60_000, 40 * HOUR))  # strictly increasing event times
         where = draw(st.sampled_from(PLACES))
-        carrier = draw(st.sampled_from(["CK", "BPOST", "CN"]))
+        carrier = last_mile if code in LAST_MILE_CODES else draw(st.sampled_from(["CK", "BPOST", "CN"]))
         if level == "parcel":
             for number in parcels:
                 event = scan(code, time_ms, f"{number}-{step}", tracking_number=number, where=where, carrier=carrier)
