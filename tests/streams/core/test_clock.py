@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.core.clock import EventClock
+from streams.core.clock import MIN_REFUSED_DUE, EventClock, jump_refused, refusal_threshold
 
 EVENT = 1_767_225_600_000
 
@@ -47,3 +47,12 @@ def test_never_goes_backwards() -> None:
 def test_negative_speed_is_refused() -> None:
     with pytest.raises(ValueError, match="speed"):
         EventClock(speed=-1)
+
+
+def test_clock_jump_refused_beyond_a_share_of_the_pending_deadlines() -> None:
+    threshold = refusal_threshold(pending=200, max_due_share=0.5)
+    assert threshold == 100
+    assert jump_refused(101, threshold) and not jump_refused(100, threshold)
+    # A handful of parcels may honestly fall due together: never refused below MIN_REFUSED_DUE.
+    small = refusal_threshold(pending=4, max_due_share=0.5)
+    assert not jump_refused(4, small) and small == MIN_REFUSED_DUE - 1
