@@ -4,13 +4,19 @@ left, or a bound far beyond any honest nesting is hit."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
+import pytest
+
+from producers.publisher import Publisher
 from schemas.codec import default_codec
 from schemas.topics import TopicNames
 from streams.core.clock import EventClock
 from streams.core.rules import SlaRules
 from streams.worker.processor import Guards, Output, Processor, SourceMessage
+from tests.stages import PARTITIONS, StageLauncher, TopicReader, wait_for
 from tests.streams.builders import HOUR, T0, manifest, scan
 
 TOPICS = TopicNames("fanout")
@@ -151,3 +157,39 @@ def test_hop_count_header_with_a_malformed_unit_is_dead_lettered() -> None:
     value = CODEC.encode("ScanEvent", record)
     loop.run([loop.message(TOPICS.scans_fanout, b"LP00000001CN", value, [("parcelstream-fanout-path", b"a b")])])
     assert loop.reasons() == ["malformed_record"]
+
+
+@pytest.mark.integration
+def test_unit_cycle_through_a_real_worker_stops_and_the_worker_goes_on(
+    bootstrap_servers: str,
+    topics_factory: Callable[..., TopicNames],
+    stages: StageLauncher,
+    readers: Callable[[str], TopicReader],
+) -> None:
+    topics = topics_factory(partitions=PARTITIONS)
+    worker = stages.worker(topics, log_level="warning")
+    now = time.time_ns() // 1_000_000
+    publisher = Publisher(bootstrap_servers, topics)
+    publisher.publish_manifest(manifest("m-a", "BAGA", ["BAGB"], member_type="bag", time_ms=now - HOUR))
+    publisher.publish_manifest(manifest("m-b", "BAGB", ["BAGA"], member_type="bag", time_ms=now - HOUR))
+    assert publisher.flush().ok
+    publisher.publish_scan(scan("LINEHAUL_DEPARTED", now, "dep-1", tracking_number=None, handling_unit="BAGA"))
+    publisher.publish_scan(scan("ORIGIN_RECEIVED", now, "good-1", tracking_number="LPGOOD001CN"))
+    assert publisher.flush().ok
+
+    dead_letters, fanout, states = (
+        readers(topics.dead_letters),
+        readers(topics.scans_fanout),
+        readers(topics.parcel_state),
+    )
+
+    def cycle_refused() -> bool:
+        dead_letters.poll()
+        states.poll()
+        return bool(dead_letters.records) and "LPGOOD001CN" in states.latest_by_key()
+
+    wait_for(cycle_refused, 60, "the unit_cycle dead letter and the good parcel", [worker])
+    assert [letter["reason_code"] for _key, letter in dead_letters.records] == ["unit_cycle"]
+    fanout.poll()
+    assert len(fanout.records) == 2  # BAGA -> BAGB, BAGB -> BAGA (refused): no further round
+    assert worker.alive
