@@ -156,3 +156,30 @@ def test_clock_honest_time_still_fires_every_deadline() -> None:
     assert refused_jumps() == before
     silence = {event["tracking_number"] for event in worker.breaches() if event["rule"] == "silence"}
     assert len(silence) == PARCELS
+
+
+def test_event_time_with_a_compressed_clock_is_judged_on_the_clock_not_the_wall() -> None:
+    # The demo: simulated time runs 8640 times faster than the wall (one day per 10 s).
+    clock = EventClock(8640.0)
+    guards = Guards(max_future_ms=DAY, max_age_ms=365 * DAY)
+    processor = Processor(TOPICS, SlaRules(), clock, guards=guards, deadlines=DeadlineHeap())
+    parcels: dict[str, bytes] = {}
+    start = processor.batch(parcels, {})
+    start.add(
+        SourceMessage(
+            TOPICS.scans,
+            0,
+            0,
+            b"LP00000001CN",
+            CODEC.encode("ScanEvent", scan("ORDER_CREATED", T0, "o1", tracking_number="LP00000001CN")),
+        ),
+        T0,
+    )
+    later = processor.batch(parcels, {})
+    wall = T0 + 60_000  # a minute later: six simulated days
+    in_simulated_time = scan("ORIGIN_RECEIVED", T0 + 6 * DAY, "r1", tracking_number="LP00000001CN")
+    beyond = scan("ORIGIN_SORTED", T0 + 8 * DAY, "s1", tracking_number="LP00000001CN")
+    for offset, record in enumerate((in_simulated_time, beyond), start=1):
+        later.add(SourceMessage(TOPICS.scans, 0, offset, b"LP00000001CN", CODEC.encode("ScanEvent", record)), wall)
+    letters = [CODEC.decode(o.value).value for o in later.outputs() if o.topic == TOPICS.dead_letters]
+    assert [(letter["reason_code"], letter["source_offset"]) for letter in letters] == [("event_time_out_of_range", 2)]
