@@ -147,8 +147,9 @@ def worker(
         typer.Option(
             envvar="PARCELSTREAM_MAX_FUTURE",
             show_default=False,
-            help="Seconds a scan's or manifest's event time may lie ahead of the wall clock; later ones are "
-            "dead-lettered event_time_out_of_range." + _default("max_future"),
+            help="Seconds a scan's or manifest's event time may lie ahead of now (the wall clock, or the event "
+            "clock when --clock-speed > 1); later ones are dead-lettered event_time_out_of_range."
+            + _default("max_future"),
         ),
     ] = None,
     max_age: Annotated[
