@@ -8,8 +8,8 @@ clock (a late-stamped scan, or speed > real pace), the clock holds until it catc
 Outliers: event times outside the plausible range are dead-lettered before they reach the clock
 (``schemas/event_time.py``). Within it, one scan can still jump the clock by up to a day and make
 deadlines due that are not; so the worker asks ``jump_refused`` before it lets a scan move the
-clock: a jump that would make more than ``max_due_share`` of the pending deadlines (and at least
-``MIN_REFUSED_DUE``) due at once is refused (counted in
+clock: a jump of more than ``MIN_CHECKED_JUMP_MS`` that would make more than ``max_due_share`` of
+the pending deadlines (and at least ``MIN_REFUSED_DUE``) due at once is refused (counted in
 ``parcelstream_sla_clock_jumps_refused_total``). Honest time moves in small steps (the clock runs
 with wall time between scans, and the timer takes the due deadlines every second), so only a
 jump can make a large share due at once.
@@ -23,6 +23,9 @@ from typing import Final
 DEFAULT_MAX_DUE_SHARE: Final = 0.5
 #: A jump that makes fewer deadlines due is never refused (a handful of parcels may honestly share a deadline).
 MIN_REFUSED_DUE: Final = 10
+#: Smaller steps ahead of the clock are not checked: honest traffic moves it by seconds, and the
+#: check walks the due part of the deadline schedule.
+MIN_CHECKED_JUMP_MS: Final = 15 * 60 * 1000
 
 
 def refusal_threshold(pending: int, max_due_share: float) -> int:

@@ -34,7 +34,13 @@ from schemas.dead_letters import dead_letter_record
 from schemas.event_time import EVENT_TIME_OUT_OF_RANGE, check_event_time
 from schemas.identifiers import identifier_problems, is_handling_unit
 from schemas.topics import MAX_RECORD_BYTES, TopicNames
-from streams.core.clock import DEFAULT_MAX_DUE_SHARE, EventClock, jump_refused, refusal_threshold
+from streams.core.clock import (
+    DEFAULT_MAX_DUE_SHARE,
+    MIN_CHECKED_JUMP_MS,
+    EventClock,
+    jump_refused,
+    refusal_threshold,
+)
 from streams.core.consolidation import (
     DEFAULT_MAX_FANOUT_DEPTH,
     FANOUT_PATH,
@@ -613,7 +619,7 @@ class Processor:
         pending deadlines due at once (one outlier must not fire every timer): then the jump is
         refused and counted, and the scan itself is still applied."""
         clock, deadlines = self.clock, self.deadlines
-        if deadlines is not None and clock.started and event_time_ms > clock.now_ms(wall_ms):
+        if deadlines is not None and clock.started and event_time_ms - clock.now_ms(wall_ms) > MIN_CHECKED_JUMP_MS:
             threshold = refusal_threshold(len(deadlines), self.guards.max_due_share)
             if jump_refused(deadlines.count_due(event_time_ms, threshold + 1), threshold):
                 metrics.SLA_CLOCK_JUMPS_REFUSED.inc()
