@@ -170,15 +170,6 @@ def worker(
             "deeper copies are dead-lettered fanout_too_deep." + _default("max_fanout_depth"),
         ),
     ] = None,
-    sla_clock_max_due_share: Annotated[
-        float | None,
-        typer.Option(
-            envvar="PARCELSTREAM_SLA_CLOCK_MAX_DUE_SHARE",
-            show_default=False,
-            help="A scan may not move the SLA clock so far that more than this share of the pending deadlines "
-            "fall due at once (the jump is refused and counted)." + _default("sla_clock_max_due_share"),
-        ),
-    ] = None,
 ) -> None:
     """Run the stream-processor worker until Ctrl-C / SIGTERM (several workers share the partitions)."""
     flags: dict[str, Any] = {
@@ -198,7 +189,6 @@ def worker(
         "max_future": max_future,
         "max_age": max_age,
         "max_fanout_depth": max_fanout_depth,
-        "sla_clock_max_due_share": sla_clock_max_due_share,
     }
     try:
         settings = WorkerSettings(**{name: value for name, value in flags.items() if value is not None})

@@ -10,7 +10,6 @@ from pydantic import Field
 
 from schemas.event_time import EventTimeSettings
 from schemas.settings import PipelineSettings
-from streams.core.clock import DEFAULT_MAX_DUE_SHARE
 from streams.core.consolidation import DEFAULT_MAX_FANOUT_DEPTH
 from streams.core.rules import DAY_MS, HOUR_MS, SlaRules
 
@@ -88,10 +87,6 @@ class WorkerSettings(SlaSettings, EventTimeSettings):
     max_fanout_depth: int = Field(DEFAULT_MAX_FANOUT_DEPTH, ge=1)
     """Handling units a fan-out copy may pass through (container > ULD > bag > parcel is 3); a copy
     that would go deeper is dead-lettered ``fanout_too_deep``."""
-    sla_clock_max_due_share: float = Field(DEFAULT_MAX_DUE_SHARE, gt=0, le=1)
-    """A scan that would move the SLA clock so far that more than this share of the pending
-    deadlines (and at least 10) fall due at once does not move it (counted in
-    ``parcelstream_sla_clock_jumps_refused_total``)."""
     broker_rebalance_timeout: float = 6.0
     """Seconds a consumer-group rebalance may take (Kafka's rebalance.timeout.ms, in seconds)."""
     broker_session_timeout: float = 10.0

@@ -145,15 +145,14 @@ class StreamWorker:
         self.settings = settings
         self.topics: TopicNames = settings.topics
         self.rules = settings.sla_rules()
-        self.clock = EventClock(settings.clock_speed)
+        self.clock = EventClock(settings.clock_speed, bounded=True)
         self.deadlines = DeadlineHeap()
         guards = Guards(
             max_fanout_depth=settings.max_fanout_depth,
             max_future_ms=settings.max_future_ms,
             max_age_ms=settings.max_age_ms,
-            max_due_share=settings.sla_clock_max_due_share,
         )
-        self.processor = Processor(self.topics, self.rules, self.clock, guards=guards, deadlines=self.deadlines)
+        self.processor = Processor(self.topics, self.rules, self.clock, guards=guards)
         self.warm = WarmCache(settings.state_cache_size)
         self.sla_due_name = sla_due_topic_name(settings)
         self._last_lag_refresh = 0.0

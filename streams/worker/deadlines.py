@@ -47,21 +47,6 @@ class DeadlineHeap:
                 due.append(tracking_number)
         return due
 
-    def count_due(self, now_ms: int, limit: int) -> int:
-        """Parcels whose current deadline is at or before ``now_ms``, counted up to ``limit``
-        (the heap is walked only where it is due, so a small limit keeps it cheap)."""
-        heap, current = self._heap, self._current
-        count, stack = 0, [0] if heap else []
-        while stack and count < limit:
-            index = stack.pop()
-            deadline_ms, tracking_number = heap[index]
-            if deadline_ms > now_ms:
-                continue
-            if current.get(tracking_number) == deadline_ms:
-                count += 1
-            stack.extend(child for child in (2 * index + 1, 2 * index + 2) if child < len(heap))
-        return count
-
     def rebuild(self, deadlines: Iterable[tuple[str, int | None]]) -> None:
         self._current = {number: deadline for number, deadline in deadlines if deadline is not None}
         self._compact()

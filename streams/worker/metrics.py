@@ -21,7 +21,7 @@ DUPLICATE_SCANS = Counter(
 )
 SLA_CLOCK_JUMPS_REFUSED = Counter(
     "parcelstream_sla_clock_jumps_refused_total",
-    "Scans not allowed to move the SLA clock: the jump would have made a large share of the deadlines due at once",
+    "Scans dated more than 15 minutes beyond wall time x clock speed: the SLA clock stopped at that limit",
 )
 STATUS_UPDATES = Counter("parcelstream_status_updates_total", "Customer-visible status changes emitted", ["status"])
 SLA_EVENTS = Counter(

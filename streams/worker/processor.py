@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from itertools import chain, islice
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import orjson
 
@@ -34,13 +34,7 @@ from schemas.dead_letters import dead_letter_record
 from schemas.event_time import EVENT_TIME_OUT_OF_RANGE, check_event_time
 from schemas.identifiers import identifier_problems, is_handling_unit
 from schemas.topics import MAX_RECORD_BYTES, TopicNames
-from streams.core.clock import (
-    DEFAULT_MAX_DUE_SHARE,
-    MIN_CHECKED_JUMP_MS,
-    EventClock,
-    jump_refused,
-    refusal_threshold,
-)
+from streams.core.clock import EventClock
 from streams.core.consolidation import (
     DEFAULT_MAX_FANOUT_DEPTH,
     FANOUT_PATH,
@@ -96,16 +90,6 @@ class Guards:
     #: clock; None: not checked (the worker always passes its settings).
     max_future_ms: int | None = None
     max_age_ms: int | None = None
-    #: A clock advance that would make more than this share of the pending SLA deadlines due at once is refused.
-    max_due_share: float = DEFAULT_MAX_DUE_SHARE
-
-
-class PendingDeadlines(Protocol):
-    """The SLA timer's schedule, as far as the clock guard reads it (``streams.worker.deadlines``)."""
-
-    def __len__(self) -> int: ...
-
-    def count_due(self, now_ms: int, limit: int) -> int: ...
 
 
 def header_path(headers: Headers) -> list[str] | None:
@@ -375,15 +359,12 @@ class Processor:
         clock: EventClock,
         codec: Codec | None = None,
         guards: Guards | None = None,
-        deadlines: PendingDeadlines | None = None,
     ) -> None:
         self.topics = topics
         self.rules = rules
         self.clock = clock
         self.codec = codec or default_codec()
         self.guards = guards or Guards()
-        #: The SLA timer's schedule, read by the clock guard (``_observe``); None: no guard.
-        self.deadlines = deadlines
         self.parcel_state_encoder = ParcelStateEncoder(self.codec)
         # prometheus_client's labels() costs more than the increment: keep each child.
         self._ingested: dict[tuple[str, str], Any] = {}
@@ -489,7 +470,9 @@ class Processor:
         max_depth = self.guards.max_fanout_depth
         if tracking_number:  # a unit checks its copies itself, before it changes
             check_fanout(tracking_number, scan, is_unit=False, max_depth=max_depth)
-        self._observe(scan["event_time_ms"], wall_ms)
+        if not self.clock.observe(scan["event_time_ms"], wall_ms):
+            # Beyond wall time x speed (streams.core.clock): the clock stopped at its limit; the scan is applied.
+            metrics.SLA_CLOCK_JUMPS_REFUSED.inc()
         self._event_time_lag.observe(max(0.0, (wall_ms - scan["event_time_ms"]) / 1000))
         state = batch.state
         if tracking_number:
@@ -605,7 +588,7 @@ class Processor:
     def _event_time_problem(self, event_time_ms: object, wall_ms: int) -> str | None:
         """``schemas.event_time``'s rule at the wall clock; with a clock faster than the wall (the
         demo's compressed simulated time) event time runs ahead of the wall, so its own clock
-        (which ``_observe`` keeps from jumping) is now when it is later."""
+        (bounded by wall time x speed) is now when it is later."""
         max_future, max_age = self.guards.max_future_ms, self.guards.max_age_ms
         if max_future is None or max_age is None or not isinstance(event_time_ms, int):
             return None
@@ -613,19 +596,6 @@ class Processor:
         if self.clock.speed > 1 and self.clock.started:
             now_ms = max(wall_ms, self.clock.now_ms(wall_ms))
         return check_event_time(event_time_ms, now_ms, max_future, max_age)
-
-    def _observe(self, event_time_ms: int, wall_ms: int) -> None:
-        """Move the SLA clock to a scan's event time, unless that would make a large share of the
-        pending deadlines due at once (one outlier must not fire every timer): then the jump is
-        refused and counted, and the scan itself is still applied."""
-        clock, deadlines = self.clock, self.deadlines
-        if deadlines is not None and clock.started and event_time_ms - clock.now_ms(wall_ms) > MIN_CHECKED_JUMP_MS:
-            threshold = refusal_threshold(len(deadlines), self.guards.max_due_share)
-            if jump_refused(deadlines.count_due(event_time_ms, threshold + 1), threshold):
-                metrics.SLA_CLOCK_JUMPS_REFUSED.inc()
-                log.warning("SLA clock: a jump to event time %d refused (too many deadlines at once)", event_time_ms)
-                return
-        clock.observe(event_time_ms, wall_ms)
 
     def count_ingested(self, ingested: Counter[tuple[str, str]]) -> None:
         """Add a batch's scans to ``parcelstream_scans_ingested_total`` (one increment per label set)."""

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.core.clock import MIN_REFUSED_DUE, EventClock, jump_refused, refusal_threshold
+from streams.core.clock import MAX_LEAD_MS, EventClock
 
 EVENT = 1_767_225_600_000
 
@@ -49,10 +49,36 @@ def test_negative_speed_is_refused() -> None:
         EventClock(speed=-1)
 
 
-def test_clock_jump_refused_beyond_a_share_of_the_pending_deadlines() -> None:
-    threshold = refusal_threshold(pending=200, max_due_share=0.5)
-    assert threshold == 100
-    assert jump_refused(101, threshold) and not jump_refused(100, threshold)
-    # A handful of parcels may honestly fall due together: never refused below MIN_REFUSED_DUE.
-    small = refusal_threshold(pending=4, max_due_share=0.5)
-    assert not jump_refused(4, small) and small == MIN_REFUSED_DUE - 1
+def test_clock_bounded_never_runs_ahead_of_the_wall_at_speed_one() -> None:
+    clock = EventClock(speed=1.0, bounded=True)
+    wall = EVENT + 3_600_000
+    assert clock.observe(EVENT, wall)
+    assert clock.observe(wall + MAX_LEAD_MS, wall)  # a carrier's clock a little ahead: held, not refused
+    assert not clock.observe(4_102_444_800_000, wall)  # 2100: refused
+    assert clock.now_ms(wall) == wall
+    assert clock.now_ms(wall + 5_000) == wall + 5_000  # then runs with the wall, no further
+
+
+def test_clock_bounded_follows_a_sparse_backlog_of_past_events() -> None:
+    # A restarted worker reading weeks of old scans in a second moves its clock as fast as it reads.
+    clock = EventClock(speed=1.0, bounded=True)
+    wall = EVENT + 365 * 86_400_000
+    for day in range(0, 60, 3):
+        assert clock.observe(EVENT + day * 86_400_000, wall)
+    assert clock.now_ms(wall) == EVENT + 57 * 86_400_000
+
+
+def test_clock_bounded_at_another_speed_runs_from_its_first_event() -> None:
+    clock = EventClock(speed=8_640.0, bounded=True)
+    assert clock.observe(EVENT, wall_ms=0)
+    assert clock.limit_ms(10_000) == EVENT + 86_400_000  # one simulated day per 10 s
+    assert clock.observe(EVENT + 86_400_000, wall_ms=10_000)
+    assert not clock.observe(EVENT + 3 * 86_400_000, wall_ms=10_000)
+    assert clock.now_ms(10_000) == EVENT + 86_400_000
+
+
+def test_clock_unbounded_follows_any_event() -> None:
+    clock = EventClock(speed=1.0)
+    assert clock.limit_ms(0) is None
+    assert clock.observe(4_102_444_800_000, wall_ms=0)
+    assert clock.now_ms(0) == 4_102_444_800_000
