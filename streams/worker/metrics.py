@@ -21,7 +21,7 @@ DUPLICATE_SCANS = Counter(
 )
 SLA_CLOCK_JUMPS_REFUSED = Counter(
     "parcelstream_sla_clock_jumps_refused_total",
-    "Scans dated more than 15 minutes beyond wall time x clock speed: the SLA clock stopped at that limit",
+    "Scans dated more than 15 minutes after the wall clock: the SLA clock (speed 1) stopped at the wall",
 )
 STATUS_UPDATES = Counter("parcelstream_status_updates_total", "Customer-visible status changes emitted", ["status"])
 SLA_EVENTS = Counter(

@@ -471,7 +471,7 @@ class Processor:
         if tracking_number:  # a unit checks its copies itself, before it changes
             check_fanout(tracking_number, scan, is_unit=False, max_depth=max_depth)
         if not self.clock.observe(scan["event_time_ms"], wall_ms):
-            # Beyond wall time x speed (streams.core.clock): the clock stopped at its limit; the scan is applied.
+            # Ahead of the wall (streams.core.clock): the clock stopped at the wall; the scan is applied.
             metrics.SLA_CLOCK_JUMPS_REFUSED.inc()
         self._event_time_lag.observe(max(0.0, (wall_ms - scan["event_time_ms"]) / 1000))
         state = batch.state
@@ -588,7 +588,7 @@ class Processor:
     def _event_time_problem(self, event_time_ms: object, wall_ms: int) -> str | None:
         """``schemas.event_time``'s rule at the wall clock; with a clock faster than the wall (the
         demo's compressed simulated time) event time runs ahead of the wall, so its own clock
-        (bounded by wall time x speed) is now when it is later."""
+        is now when it is later."""
         max_future, max_age = self.guards.max_future_ms, self.guards.max_age_ms
         if max_future is None or max_age is None or not isinstance(event_time_ms, int):
             return None
