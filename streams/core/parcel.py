@@ -46,6 +46,7 @@ from typing import Any, Final, NamedTuple
 from streams.core.authority import check_scan
 from streams.core.rules import SlaRules
 from streams.core.sla import evaluate
+from streams.core.stages import NO_OBSERVATIONS, StageObservations, StageProgress, advance
 from streams.core.taxonomy import Classification, InvalidScanError, classify
 
 #: Share of the service level's promise typically still ahead after each milestone:
@@ -132,6 +133,8 @@ class Parcel:
     sla_open: dict[str, tuple[str, int]] = field(default_factory=dict)
     #: The last MAX_RECORDED_INPUTS applied inputs, oldest first: input id → the outputs it produced.
     recorded: dict[str, RecordedOutputs] = field(default_factory=dict)
+    #: The current stage stay and what dwell was observed (``streams.core.stages``).
+    stages: StageProgress = field(default_factory=StageProgress)
     event_ids: set[str] = field(default_factory=set, repr=False, compare=False)
 
     # --- derived views -------------------------------------------------------------------------
@@ -228,7 +231,7 @@ class Parcel:
     # --- serialisation -------------------------------------------------------------------------
 
     def to_record(self) -> dict[str, Any]:
-        """The ParcelState dict (schemas/avro/parcel_state.v1.avsc)."""
+        """The ParcelState dict (schemas/avro/parcel_state.v2.avsc)."""
         last = self.history[-1]
         shipment = self.shipment or {}
         return {
@@ -242,6 +245,8 @@ class Parcel:
             "on_time": self.on_time,
             "service_level": self.service_level,
             "route": self.route,
+            "stage": self.stages.stage,
+            "stage_entered_ms": self.stages.entered_ms,
             "carrier": self.carrier,
             "destination_postcode": shipment.get("destination_postcode"),
             "merchant": self.merchant,
@@ -266,6 +271,7 @@ class Parcel:
             "sla_emitted": sorted(self.sla_emitted),
             "sla_open": {rule: [kind, deadline] for rule, (kind, deadline) in self.sla_open.items()},
             "recorded": [[input_id, updates, events] for input_id, (updates, events) in self.recorded.items()],
+            "stages": self.stages.to_list(),
         }
 
     @classmethod
@@ -288,6 +294,7 @@ class Parcel:
             recorded={
                 input_id: RecordedOutputs(updates, events) for input_id, updates, events in data.get("recorded", ())
             },
+            stages=StageProgress.from_list(data.get("stages")),
             event_ids={entry["event_id"] for entry in history},
         )
 
@@ -302,6 +309,8 @@ class Outcome:
     #: A duplicate found in the record: the outputs are those it produced when first applied, to
     #: publish again (with the parcel's current ParcelState); the parcel did not change.
     replayed: bool = False
+    #: Stage stays that ended and the transit, to observe once (``streams.core.stages.advance``).
+    observations: StageObservations = NO_OBSERVATIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,16 +380,25 @@ def apply_scan(parcel: Parcel | None, scan: dict[str, Any], rules: SlaRules, now
         parcel.shipment = shipment
         parcel.shipment_key = key
 
-    if index == len(parcel.history) - 1:
-        new_runs = _step_timeline(parcel, index, classification)
-    else:
-        new_runs = _rebuild_timeline(parcel)
+    appended = index == len(parcel.history) - 1
+    new_runs = _step_timeline(parcel, index, classification) if appended else _rebuild_timeline(parcel)
+    # An appended scan that starts no run leaves the timeline's stages as they were.
+    observations = (
+        advance(parcel.stages, parcel.history, parcel.ordered_time_ms) if new_runs or not appended else NO_OBSERVATIONS
+    )
 
     _estimate(parcel, rules)
     sla_events = evaluate(parcel, rules, now_ms)
     status_updates = [_status_update(parcel, run) for run in new_runs]
     parcel.record(event_id, status_updates, sla_events)
-    return Outcome(parcel, changed=True, duplicate=False, status_updates=status_updates, sla_events=sla_events)
+    return Outcome(
+        parcel,
+        changed=True,
+        duplicate=False,
+        status_updates=status_updates,
+        sla_events=sla_events,
+        observations=observations,
+    )
 
 
 def apply_sla_due(parcel: Parcel, tick: str, rules: SlaRules, now_ms: int) -> Outcome:

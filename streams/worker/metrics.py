@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Final
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from schemas.metrics import CONSUMER_LAG, DEAD_LETTERS, EVENT_TIME_LAG, WORKER_UP  # noqa: F401 (re-exported)
 
@@ -28,6 +28,22 @@ SLA_EVENTS = Counter(
     "parcelstream_sla_events_total",
     "SLA at-risk, breach and recovered events",
     ["rule", "kind", "route", "carrier"],
+)
+#: Stays and journeys last hours to weeks (in event time): 10 min to 30 days.
+DWELL_BUCKETS: Final = tuple(
+    hours * 3600 for hours in (1 / 6, 0.5, 1, 2, 4, 8, 12, 24, 36, 48, 72, 120, 168, 240, 336, 504, 720)
+)
+STAGE_DWELL = Histogram(
+    "parcelstream_stage_dwell_seconds",
+    "Event time a parcel spent in a hub stage, observed once when it leaves the stage",
+    ["stage", "route"],
+    buckets=DWELL_BUCKETS,
+)
+TRANSIT = Histogram(
+    "parcelstream_transit_seconds",
+    "Event time from order (or first scan) to delivery, observed once per parcel",
+    ["route", "service_level"],
+    buckets=DWELL_BUCKETS,
 )
 
 #: A carrier code shown as itself in the ``carrier`` label: the shape the gateway accepts for a

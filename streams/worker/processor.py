@@ -46,6 +46,7 @@ from streams.core.consolidation import (
 from streams.core.parcel import Parcel, apply_scan, apply_sla_due
 from streams.core.rules import SlaRules
 from streams.core.sla import next_deadline_ms
+from streams.core.stages import StageObservations
 from streams.core.taxonomy import InvalidScanError
 from streams.worker import metrics
 from streams.worker.serde import ParcelStateEncoder
@@ -485,6 +486,8 @@ class Processor:
                     self._parcel_outputs(batch, outcome.parcel, outcome.status_updates, outcome.sla_events, count=False)
                 return None
             state.put_parcel(outcome.parcel)
+            if outcome.observations:
+                self._observe_stages(outcome.parcel, outcome.observations)
             self._parcel_outputs(batch, outcome.parcel, outcome.status_updates, outcome.sla_events)
         else:
             state.begin("units", handling_unit)
@@ -578,6 +581,14 @@ class Processor:
                     self._carrier_labels(event.get("carrier")),
                 ).inc()
         batch.touch(parcel)
+
+    def _observe_stages(self, parcel: Parcel, observations: StageObservations) -> None:
+        """Dwell and transit histograms: the core hands each stay and transit over once."""
+        route = self._route_labels(parcel.route)
+        for stage, seconds in observations.dwell:
+            metrics.STAGE_DWELL.labels(stage, route).observe(seconds)
+        if observations.transit_seconds is not None:
+            metrics.TRANSIT.labels(route, parcel.service_level or "unknown").observe(observations.transit_seconds)
 
     def _fanout_output(self, member_scan: dict[str, Any]) -> Output:
         key = member_scan.get("tracking_number") or member_scan["handling_unit"]

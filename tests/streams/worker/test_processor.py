@@ -289,3 +289,28 @@ def test_deadline_of_a_stored_parcel() -> None:
     result = tables.run(processor, scan_message(scan("LINEHAUL_DEPARTED", T0, "e1")))
     assert processor.deadline_of(tables.parcels["LP00123456789CN"]) == result.deadline[1]
     assert processor.deadline_of(b"{not json") is None
+
+
+def test_stage_dwell_and_transit_are_observed_once_per_stay_with_bounded_labels() -> None:
+    processor, tables = make_processor(), Tables()
+    labels = {"stage": "hub", "route": "CN-BE"}
+
+    def sample(name: str, labels: dict[str, str]) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    dwell_before = sample("parcelstream_stage_dwell_seconds_count", labels)
+    transit_labels = {"route": "CN-BE", "service_level": "express"}
+    transit_before = sample("parcelstream_transit_seconds_sum", transit_labels)
+    journey = [
+        scan("ORDER_CREATED", T0, "d1", with_shipment=shipment("express")),
+        scan("HUB_RECEIVED", T0 + HOUR, "d2"),
+        scan("LASTMILE_HANDOVER", T0 + 4 * HOUR, "d3"),
+        scan("DELIVERED", T0 + 10 * HOUR, "d4"),
+    ]
+    for offset, record in enumerate(journey + journey):  # the second pass only replays
+        tables.run(processor, scan_message(record, offset))
+
+    assert sample("parcelstream_stage_dwell_seconds_count", labels) == dwell_before + 1
+    assert sample("parcelstream_transit_seconds_sum", transit_labels) == transit_before + 10 * 3600
+    stored = orjson.loads(tables.parcels["LP00123456789CN"])
+    assert stored["stages"] == [None, None, T0 + 10 * HOUR, True]
