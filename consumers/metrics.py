@@ -12,3 +12,11 @@ NOTIFICATIONS = Counter(
     "Notification outcomes: sent, retried, dead_lettered, skipped_duplicate",
     ["channel", "outcome"],
 )
+BACKLOG_PARCELS = Gauge(
+    "parcelstream_backlog_parcels", "Parcels now in each hub stage, per route (read model)", ["stage", "route"]
+)
+BACKLOG_OLDEST = Gauge(
+    "parcelstream_backlog_oldest_seconds",
+    "Event time since the longest-waiting parcel of each hub stage entered it (0 when the stage is empty)",
+    ["stage"],
+)

@@ -19,6 +19,7 @@ import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from consumers import metrics
+from consumers.backlog import BacklogGauges, read_backlog
 from consumers.read_model import (
     InvalidRecordError,
     Keys,
@@ -140,6 +141,7 @@ class Projector:
         log: Callable[[str], None] = lambda _line: None,
         batch_size: int = 500,
         progress_interval: float = 10.0,
+        backlog_interval: float = 2.0,
     ) -> None:
         self.settings = settings
         self.keys = Keys(settings.redis_prefix)
@@ -149,6 +151,9 @@ class Projector:
         self.progress_interval = progress_interval
         self.stats = ProjectorStats()
         self.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+        self.backlog_gauges = BacklogGauges()
+        self.backlog_interval = backlog_interval
+        self._next_backlog = 0.0
 
     def run(self, stop: threading.Event) -> ProjectorStats:
         topic = self.settings.topics.parcel_state
@@ -159,6 +164,7 @@ class Projector:
         next_progress = next_lag = time.monotonic()
         try:
             self._retry_redis(self._refresh_status_counts, stop)
+            self._retry_redis(self._refresh_backlog, stop)
             while not stop.is_set():
                 messages = consumer.consume(self.batch_size, timeout=0.5)
                 if messages:
@@ -266,6 +272,14 @@ class Projector:
                 lag = now_s - change.state.score / 1000
                 metrics.EVENT_TIME_LAG.labels(STAGE).observe(max(lag, 0.0))
         self._refresh_status_counts()
+        if time.monotonic() >= self._next_backlog:
+            self._refresh_backlog()
+
+    def _refresh_backlog(self) -> None:
+        """Backlog gauges from the stage indexes (``consumers/backlog.py``), at most every
+        ``backlog_interval`` seconds: a few commands per stage, whatever the parcels' number."""
+        self.backlog_gauges.export(read_backlog(self.redis, self.keys))
+        self._next_backlog = time.monotonic() + self.backlog_interval
 
     def _refresh_status_counts(self) -> None:
         with self.redis.pipeline(transaction=False) as pipe:

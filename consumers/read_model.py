@@ -10,6 +10,9 @@ tracking number; ``{x}`` a percent-encoded value, so no value can add a ``:`` or
 - ``P:route:{route}``        sorted set of TNs on that route
 - ``P:sla:{rule:kind}``      sorted set of TNs with that SLA flag open (``rule:kind`` of ParcelState.open_sla)
 - ``P:updates:TN``           pub/sub channel: the public view of the parcel after each change
+- ``P:backlog:{stage}``      sorted set of TNs in that hub stage, score = when they entered it (event ms)
+- ``P:backlog:{stage}:{route}`` the same, per route (the backlog gauges count these)
+- ``P:backlog-routes:{stage}`` sorted set of the routes seen in that stage (score 0), to enumerate them
 
 Tracking numbers: upper-cased, then they must match ``^[A-Z0-9]{8,40}$`` (S10 postal ids such as
 ``LX123456785CN`` and carriers' alphanumeric ids); anything else is rejected before it can become
@@ -28,6 +31,7 @@ from typing import Any, ClassVar, Final
 from urllib.parse import quote
 
 from schemas.identifiers import is_tracking_number
+from schemas.stages import STAGES
 from schemas.statuses import STATUSES
 
 #: What a look-up accepts: the canonical rule of schemas/identifiers.py, in any case.
@@ -51,6 +55,8 @@ PARCEL_FIELDS: Final[tuple[str, ...]] = (
     "route",
     "merchant",
     "postcode_hash",
+    "stage",
+    "stage_entered_ms",
     "history",
 )
 
@@ -113,6 +119,15 @@ class Keys:
     def channel(self, tracking_number: str) -> str:
         return f"{self.prefix}:updates:{tracking_number}"
 
+    def backlog(self, stage: str) -> str:
+        return f"{self.prefix}:backlog:{_component(stage)}"
+
+    def backlog_route(self, stage: str, route: str) -> str:
+        return f"{self.prefix}:backlog:{_component(stage)}:{_component(route)}"
+
+    def backlog_routes(self, stage: str) -> str:
+        return f"{self.prefix}:backlog-routes:{_component(stage)}"
+
 
 def _dumps(value: Any) -> str:
     # Sorted keys, no spaces: the same state always gives the same bytes (replays compare equal).
@@ -162,9 +177,18 @@ def project(state: Mapping[str, Any]) -> ProjectedParcel:
         "route": state.get("route") or "",
         "merchant": state.get("merchant") or "",
         "postcode_hash": postcode_hash(tracking_number, postcode) if postcode else "",
+        **_stage_fields(state),
         "history": _dumps(history),
     }
     return ProjectedParcel(tracking_number, int(state["version"]), fields)
+
+
+def _stage_fields(state: Mapping[str, Any]) -> dict[str, str]:
+    """The hub stage and since when; empty when in none (or a stage this code does not know)."""
+    stage, entered_ms = state.get("stage"), state.get("stage_entered_ms")
+    if stage not in STAGES or entered_ms is None:
+        return {"stage": "", "stage_entered_ms": ""}
+    return {"stage": stage, "stage_entered_ms": str(int(entered_ms))}
 
 
 @dataclass(frozen=True)
@@ -176,18 +200,21 @@ class StoredIndexEntry:
     carrier: str
     route: str
     open_sla: tuple[str, ...]
+    stage: str = ""
 
     #: Hash fields to read (HMGET) to build this, in order.
-    FIELDS: ClassVar[tuple[str, ...]] = ("version", "status", "carrier", "route", "open_sla")
+    FIELDS: ClassVar[tuple[str, ...]] = ("version", "status", "carrier", "route", "open_sla", "stage")
 
     @classmethod
     def from_values(cls, values: Iterable[bytes | str | None]) -> StoredIndexEntry | None:
         """From HMGET of ``FIELDS``; None when the parcel is not stored."""
         decoded = [v.decode() if isinstance(v, bytes) else v for v in values]
-        version, status, carrier, route, open_sla = decoded
+        version, status, carrier, route, open_sla, stage = decoded
         if version is None:
             return None
-        return cls(int(version), status or "", carrier or "", route or "", tuple(json.loads(open_sla or "[]")))
+        return cls(
+            int(version), status or "", carrier or "", route or "", tuple(json.loads(open_sla or "[]")), stage or ""
+        )
 
 
 @dataclass
@@ -226,12 +253,18 @@ def plan_write(keys: Keys, new: ProjectedParcel, stored: StoredIndexEntry | None
         else set()
     )
     tn = new.tracking_number
+    backlog_removals, backlog_additions = plan_backlog(
+        keys,
+        tn,
+        (stored.stage, stored.route) if stored is not None else None,
+        (fields["stage"], fields["route"], int(fields["stage_entered_ms"])) if fields["stage"] else None,
+    )
     return WritePlan(
         hash_key=keys.parcel(tn),
         hash_fields=dict(fields),
-        index_removals=[(key, tn) for key in sorted(held - wanted)],
+        index_removals=[(key, tn) for key in sorted(held - wanted)] + backlog_removals,
         # Re-adding kept memberships refreshes their score (the last event time).
-        index_additions=[(key, tn, new.score) for key in sorted(wanted)],
+        index_additions=[(key, tn, new.score) for key in sorted(wanted)] + backlog_additions,
         publish=(keys.channel(tn), _dumps(public_view(fields))),
     )
 
@@ -244,8 +277,41 @@ def plan_delete(keys: Keys, tracking_number: str, stored: StoredIndexEntry | Non
     return WritePlan(
         hash_key=keys.parcel(tracking_number),
         delete_hash=True,
-        index_removals=[(key, tracking_number) for key in sorted(held)],
+        index_removals=[(key, tracking_number) for key in sorted(held)]
+        + backlog_removals(keys, tracking_number, stored.stage, stored.route),
     )
+
+
+# -- the backlog per hub stage ---------------------------------------------------------------------
+
+
+def _backlog_keys(keys: Keys, stage: str, route: str) -> tuple[str, str]:
+    return keys.backlog(stage), keys.backlog_route(stage, route or "unknown")
+
+
+def backlog_removals(keys: Keys, tracking_number: str, stage: str, route: str) -> list[tuple[str, str]]:
+    """(sorted-set key, member) that take a parcel out of the backlog of ``stage`` on ``route`` (its
+    stored ``stage`` and ``route`` fields); empty when it is in no stage. Whatever removes a parcel
+    from the read model removes these too (``plan_delete`` does)."""
+    if stage not in STAGES:
+        return []
+    return [(key, tracking_number) for key in _backlog_keys(keys, stage, route)]
+
+
+def plan_backlog(
+    keys: Keys, tracking_number: str, held: tuple[str, str] | None, wanted: tuple[str, str, int] | None
+) -> tuple[list[tuple[str, str]], list[tuple[str, str, int]]]:
+    """Removals and additions that move a parcel from the backlog it is in, ``held`` = (stage, route)
+    stored, to ``wanted`` = (stage, route, entered_ms); either None when in no stage. A parcel that
+    stays is added again: its score follows its stage entry time (a late scan may move it)."""
+    removals = backlog_removals(keys, tracking_number, *held) if held is not None else []
+    if wanted is None:
+        return removals, []
+    stage, route, entered_ms = wanted
+    wanted_keys = _backlog_keys(keys, stage, route)
+    additions = [(key, tracking_number, entered_ms) for key in wanted_keys]
+    additions.append((keys.backlog_routes(stage), route or "unknown", 0))
+    return [removal for removal in removals if removal[0] not in wanted_keys], additions
 
 
 def latest_per_parcel(states: Iterable[ProjectedParcel]) -> dict[str, ProjectedParcel]:

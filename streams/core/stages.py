@@ -28,10 +28,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
+from schemas.stages import STAGES
 from streams.core.taxonomy import Classification, classify
 
-#: The stages, in journey order (the ``stage`` label of the dwell and backlog metrics).
-STAGES: Final[tuple[str, ...]] = ("export_customs", "linehaul", "import_customs", "hub", "last_mile")
+__all__ = ["STAGES", "STAGE_OF_MILESTONE", "StageObservations", "StageProgress", "Stay", "advance", "stays"]
 
 STAGE_OF_MILESTONE: Final[dict[str, str]] = {
     "export_customs": "export_customs",
