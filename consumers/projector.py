@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from consumers import metrics
 from consumers.backlog import BacklogGauges, read_backlog
+from consumers.movements import MovementWriter, unit_scan_of
 from consumers.read_model import (
     InvalidRecordError,
     Keys,
@@ -52,6 +53,7 @@ class ProjectorStats:
     deleted: int = 0
     dead_lettered: int = 0
     batches: int = 0
+    movement_records: int = 0  # manifests and scans read for the movement board
 
     def summary(self) -> str:
         return (
@@ -151,6 +153,11 @@ class Projector:
         self.progress_interval = progress_interval
         self.stats = ProjectorStats()
         self.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+        self.movements = (
+            MovementWriter(self.redis, settings.redis_prefix, int(settings.movement_retention_days * 86400))
+            if settings.projector_movements
+            else None
+        )
         self.backlog_gauges = BacklogGauges()
         self.backlog_interval = backlog_interval
         self._next_backlog = 0.0
@@ -159,7 +166,10 @@ class Projector:
         topic = self.settings.topics.parcel_state
         consumer = Consumer(projector_consumer_config(self.settings))
         dead_letters = DeadLetterSink(self.settings.bootstrap_servers, self.settings.topics.dead_letters, self.codec)
-        consumer.subscribe([topic])
+        topics = [topic]
+        if self.movements is not None:  # the movement board also reads the units' manifests and scans
+            topics += [self.settings.topics.manifests, self.settings.topics.scans]
+        consumer.subscribe(topics)
         metrics.WORKER_UP.labels(STAGE).set(1)
         next_progress = next_lag = time.monotonic()
         try:
@@ -188,6 +198,7 @@ class Projector:
     ) -> None:
         items: list[tuple[str, ProjectedParcel | None]] = []
         offsets: dict[tuple[str, int], int] = {}
+        movement_messages: list[Message] = []
         for message in messages:
             error = message.error()
             if error is not None:
@@ -196,6 +207,9 @@ class Projector:
                 self.log(f"projector: Kafka reports {error.str()}")
                 continue
             offsets[(message.topic(), message.partition())] = message.offset() + 1
+            if message.topic() != self.settings.topics.parcel_state:
+                movement_messages.append(message)
+                continue
             self.stats.messages += 1
             try:
                 items.append(self._decode(message))
@@ -209,6 +223,10 @@ class Projector:
         )
         if changes and not self._retry_redis(lambda: self._apply(changes), stop):
             return  # stopped while Redis was down: the batch is not committed and will be replayed
+        if (movement_messages or changes) and not self._retry_redis(
+            lambda: self._apply_movements(movement_messages, changes), stop
+        ):
+            return
         dead_letters.flush()
         if offsets:
             try:
@@ -274,6 +292,33 @@ class Projector:
         self._refresh_status_counts()
         if time.monotonic() >= self._next_backlog:
             self._refresh_backlog()
+
+    def _apply_movements(self, messages: list[Message], changes: dict[str, ParcelChange]) -> None:
+        """The movement board (``consumers/movements.py``): manifests and unit scans first, then the
+        batch's parcels. Every write is idempotent, so a replayed batch changes nothing. Records that
+        do not decode are skipped here: the worker dead-letters them."""
+        writer = self.movements
+        if writer is None:
+            return
+        with self.redis.pipeline(transaction=False) as pipe:
+            for message in messages:
+                self.stats.movement_records += 1
+                try:
+                    decoded = self.codec.decode(message.value() or b"")
+                except DecodeError:
+                    continue
+                if decoded.record_name == "Manifest":
+                    writer.manifest(decoded.value, pipe)
+                elif decoded.record_name == "ScanEvent" and (unit_scan := unit_scan_of(decoded.value)) is not None:
+                    writer.unit_scan(unit_scan, pipe)
+            pipe.execute()
+        with self.redis.pipeline(transaction=False) as pipe:
+            for tracking_number, change in changes.items():
+                if change.state is not None:
+                    writer.parcel(tracking_number, change.state.version, change.state.fields, pipe)
+                elif change.delete:
+                    writer.remove_parcel(tracking_number, pipe)
+            pipe.execute()
 
     def _refresh_backlog(self) -> None:
         """Backlog gauges from the stage indexes (``consumers/backlog.py``), at most every

@@ -18,6 +18,10 @@ class ConsumerSettings(PipelineSettings):
     """Server secret signing tracking-link tokens; empty disables token look-ups (PARCELSTREAM_TRACKING_SECRET)."""
     operations_key: str = ""
     """API key of the operations endpoints; empty disables them (PARCELSTREAM_OPERATIONS_KEY)."""
+    projector_movements: bool = True
+    """The projector also reads manifests and unit scans for the movement board (PARCELSTREAM_PROJECTOR_MOVEMENTS)."""
+    movement_retention_days: float = 14.0
+    """Days the movement board keeps a movement after its last record (PARCELSTREAM_MOVEMENT_RETENTION_DAYS)."""
     tracking_host: str = "127.0.0.1"
     """Interface the tracking service listens on (PARCELSTREAM_TRACKING_HOST)."""
     tracking_port: int = 8080
