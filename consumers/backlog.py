@@ -15,8 +15,10 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 
 from consumers import metrics
 from consumers.read_model import Keys
@@ -60,31 +62,61 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _queue_stage_reads(pipe: Any, keys: Keys) -> None:
+    for stage in STAGES:
+        pipe.zcard(keys.backlog(stage))
+        pipe.zrange(keys.backlog(stage), 0, 0, withscores=True)
+        pipe.zrange(keys.backlog_routes(stage), 0, -1)
+    for status in STATUSES:
+        pipe.zrange(keys.status_index(status), -1, -1, withscores=True)
+
+
+def _routes_of(replies: list[Any]) -> dict[str, list[str]]:
+    return {stage: [_text(route) for route in replies[3 * i + 2]] for i, stage in enumerate(STAGES)}
+
+
+def _queue_route_reads(pipe: Any, keys: Keys, routes_of: dict[str, list[str]]) -> None:
+    for stage in STAGES:
+        for route in routes_of[stage]:
+            pipe.zcard(keys.backlog_route(stage, route))
+
+
+def _backlog(replies: list[Any], routes_of: dict[str, list[str]], route_counts: list[Any], wall_ms: int) -> Backlog:
+    counts = iter(route_counts)
+    stages = []
+    for i, stage in enumerate(STAGES):
+        total, oldest = replies[3 * i], replies[3 * i + 1]
+        routes = {route: int(next(counts)) for route in routes_of[stage]}
+        oldest_ms = int(oldest[0][1]) if oldest else None
+        stages.append(StageBacklog(stage, int(total), {route: n for route, n in routes.items() if n}, oldest_ms))
+    newest = [int(score) for reply in replies[3 * len(STAGES) :] for _member, score in reply]
+    return Backlog(stages, max([wall_ms, *newest]))
+
+
 def read_backlog(client: redis.Redis, keys: Keys, wall_ms: int | None = None) -> Backlog:
     """Count each stage's parcels (in all and per route) and find its oldest, in two round trips."""
     wall_ms = wall_ms if wall_ms is not None else time.time_ns() // 1_000_000
     with client.pipeline(transaction=False) as pipe:
-        for stage in STAGES:
-            pipe.zcard(keys.backlog(stage))
-            pipe.zrange(keys.backlog(stage), 0, 0, withscores=True)
-            pipe.zrange(keys.backlog_routes(stage), 0, -1)
-        for status in STATUSES:
-            pipe.zrange(keys.status_index(status), -1, -1, withscores=True)
+        _queue_stage_reads(pipe, keys)
         replies = pipe.execute()
-    per_stage = [replies[i : i + 3] for i in range(0, 3 * len(STAGES), 3)]
-    newest = [int(score) for reply in replies[3 * len(STAGES) :] for _member, score in reply]
-    routes_of = {stage: [_text(route) for route in reply[2]] for stage, reply in zip(STAGES, per_stage, strict=True)}
+    routes_of = _routes_of(replies)
     with client.pipeline(transaction=False) as pipe:
-        for stage in STAGES:
-            for route in routes_of[stage]:
-                pipe.zcard(keys.backlog_route(stage, route))
-        counts = iter(pipe.execute())
-    stages = []
-    for stage, (total, oldest, _routes) in zip(STAGES, per_stage, strict=True):
-        routes = {route: int(next(counts)) for route in routes_of[stage]}
-        oldest_ms = int(oldest[0][1]) if oldest else None
-        stages.append(StageBacklog(stage, int(total), {route: n for route, n in routes.items() if n}, oldest_ms))
-    return Backlog(stages, max([wall_ms, *newest]))
+        _queue_route_reads(pipe, keys, routes_of)
+        route_counts = pipe.execute()
+    return _backlog(replies, routes_of, route_counts, wall_ms)
+
+
+async def read_backlog_async(client: aioredis.Redis, keys: Keys, wall_ms: int | None = None) -> Backlog:
+    """``read_backlog`` on an asyncio client (the tracking service)."""
+    wall_ms = wall_ms if wall_ms is not None else time.time_ns() // 1_000_000
+    async with client.pipeline(transaction=False) as pipe:
+        _queue_stage_reads(pipe, keys)
+        replies = await pipe.execute()
+    routes_of = _routes_of(replies)
+    async with client.pipeline(transaction=False) as pipe:
+        _queue_route_reads(pipe, keys, routes_of)
+        route_counts = await pipe.execute()
+    return _backlog(replies, routes_of, route_counts, wall_ms)
 
 
 class BacklogGauges:

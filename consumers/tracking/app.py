@@ -37,6 +37,7 @@ from consumers.read_model import (
     public_view,
 )
 from consumers.settings import ConsumerSettings
+from consumers.tracking import operations
 from consumers.tracking.page_routes import install_page
 from consumers.tracking.tokens import verify_token
 from schemas.sla import SLA_RULES
@@ -245,6 +246,7 @@ def create_app(settings: ConsumerSettings) -> FastAPI:
 
     subscriptions_api.install(app)
     install_page(app, load_view)
+    operations.install(app, settings)
     _add_page_and_service_routes(app)
 
     return app
