@@ -1,5 +1,6 @@
-"""Grafana dashboards as code (grafana-foundation-sdk): the hub overview, the SLA board and the
-carrier feeds, built from the metrics of docs/metrics.md.
+"""Grafana dashboards as code (grafana-foundation-sdk): the hub overview, the SLA board, the
+carrier feeds and the hub control room, built from the metrics of docs/metrics.md (and, for the
+movement board, the tracking service's operations API through the Infinity data source).
 
 ``python -m deploy.grafana.dashboards`` writes ``deploy/grafana/dashboards/<uid>.json``, which
 Grafana loads through ``deploy/grafana/provisioning/dashboards/parcelstream.yaml``; ``--check``
@@ -33,6 +34,12 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 #: The datasource uid provisioned by deploy/grafana/provisioning/datasources/prometheus.yaml.
 DATASOURCE_UID = "parcelstream-prometheus"
 DATASOURCE = DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
+#: The Infinity JSON data source (plugin yesoreyeram-infinity-datasource) provisioned by
+#: deploy/grafana/provisioning/datasources/operations-api.yaml: it sends the operations key.
+OPERATIONS_API_UID = "parcelstream-operations-api"
+OPERATIONS_API = DataSourceRef(type_val="yesoreyeram-infinity-datasource", uid=OPERATIONS_API_UID)
+#: Where Grafana reaches the tracking service (the compose service name).
+OPERATIONS_API_URL = "http://tracking:8080/v1/operations/movements"
 OUTPUT_DIR = Path(__file__).parent / "dashboards"
 TAGS = ["parcelstream"]
 RATE = "$__rate_interval"
@@ -392,10 +399,158 @@ def carrier_feeds() -> Dashboard:
     return _numbered(board, [("Silent feeds", feeds), ("Ingest and errors", ingest)])
 
 
+class InfinityQuery:
+    """A target of the Infinity data source (no builder in the SDK): JSON from a URL as a table."""
+
+    def __init__(self, url: str, root_selector: str, columns: list[tuple[str, str, str]], ref_id: str = "A") -> None:
+        self.url = url
+        self.root_selector = root_selector
+        self.columns = columns
+        self.ref_id = ref_id
+
+    def build(self) -> InfinityQuery:
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "datasource": OPERATIONS_API.to_json(),
+            "refId": self.ref_id,
+            "type": "json",
+            "source": "url",
+            "parser": "backend",
+            "format": "table",
+            "url": self.url,
+            "url_options": {"method": "GET", "data": ""},
+            "root_selector": self.root_selector,
+            "columns": [{"selector": selector, "text": text, "type": kind} for selector, text, kind in self.columns],
+        }
+
+
+#: Backlog gauges: every projector exports the same values (one Redis), so take the max over them.
+_BACKLOG = "max by (stage) (sum by (stage, instance) (parcelstream_backlog_parcels))"
+_BOARD_COLUMNS: list[tuple[str, str, str]] = [
+    ("kind", "kind", "string"),
+    ("movement_id", "movement", "string"),
+    ("carrier", "carrier", "string"),
+    ("lane", "lane", "string"),
+    ("state", "state", "string"),
+    ("departed_ms", "departed", "timestamp_epoch"),
+    ("arrived_ms", "arrived", "timestamp_epoch"),
+    ("age_seconds", "age (s)", "number"),
+    ("expected", "expected", "number"),
+    ("arrived", "arrived parcels", "number"),
+    ("in_import_customs", "in customs", "number"),
+    ("held", "held", "number"),
+    ("cleared", "cleared", "number"),
+    ("sorted", "sorted", "number"),
+    ("handed_to_last_mile", "last mile", "number"),
+    ("delivered", "delivered", "number"),
+    ("exceptions", "exceptions", "number"),
+]
+
+
+def hub_control_room() -> Dashboard:
+    def dwell(quantile: float) -> prometheus.Dataquery:
+        return _query(
+            f"histogram_quantile({quantile}, sum by (le, stage) "
+            f"(rate(parcelstream_stage_dwell_seconds_bucket[{RATE}])))",
+            "{{stage}}",
+        )
+
+    backlog = [
+        _graph(
+            "Parcels per stage",
+            "Parcels now in each hub stage (export customs, linehaul, import customs, hub, last mile), from "
+            "the read model's stage indexes.",
+            "short",
+            _query(_BACKLOG, "{{stage}}"),
+        ),
+        _graph(
+            "Longest wait per stage",
+            "How long the longest-waiting parcel of each stage has been in it, in event time. The sort "
+            "backlog alert fires when the hub's passes 12 h.",
+            "s",
+            _query("max by (stage) (parcelstream_backlog_oldest_seconds)", "{{stage}}"),
+        ),
+        table.Panel()
+        .title("Backlog per stage and route")
+        .description("Parcels now in each stage, per route (bounded: other = beyond 300 routes or free text).")
+        .datasource(DATASOURCE)
+        .show_header(True)
+        .with_target(_instant_table_query("max by (stage, route) (parcelstream_backlog_parcels) > 0"))
+        .height(8)
+        .span(24),
+    ]
+    dwell_panels = [
+        _graph(
+            "Dwell p90 per stage",
+            "90th percentile of the time parcels spent in each stage, observed when they leave it (event "
+            "time). The customs dwell alert fires when import customs passes 24 h for 30 minutes.",
+            "s",
+            dwell(0.9),
+        ),
+        _graph("Dwell p50 per stage", "Median time parcels spent in each stage when they left it.", "s", dwell(0.5)),
+    ]
+    transit = [
+        _graph(
+            "Transit p90 per route and service level",
+            "90th percentile of order-to-delivery time of the parcels delivered, per route and service level.",
+            "s",
+            _query(
+                "histogram_quantile(0.9, sum by (le, route, service_level) "
+                f"(rate(parcelstream_transit_seconds_bucket[{RATE}])))",
+                "{{route}} {{service_level}}",
+            ),
+        ),
+        table.Panel()
+        .title("Deliveries and mean transit in range")
+        .description("Parcels delivered per route and service level over the range, and their mean transit (s).")
+        .datasource(DATASOURCE)
+        .show_header(True)
+        .with_target(
+            _instant_table_query(
+                "sum by (route, service_level) (increase(parcelstream_transit_seconds_count[$__range]))", "A"
+            )
+        )
+        .with_target(
+            _instant_table_query(
+                "sum by (route, service_level) (increase(parcelstream_transit_seconds_sum[$__range])) / "
+                "sum by (route, service_level) (increase(parcelstream_transit_seconds_count[$__range]))",
+                "B",
+            )
+        )
+        .height(8)
+        .span(12),
+    ]
+    movements = [
+        table.Panel()
+        .title("Inbound movements")
+        .description(
+            "Flights, block trains and sea containers, newest first, with their parcels' progress: the "
+            "tracking service's operations API (/v1/operations/movements) through the Infinity data source."
+        )
+        .datasource(OPERATIONS_API)
+        .show_header(True)
+        .with_target(InfinityQuery(f"{OPERATIONS_API_URL}?limit=50", "movements", _BOARD_COLUMNS))  # type: ignore[arg-type]
+        .height(12)
+        .span(24),
+    ]
+    board = _dashboard(
+        "parcelstream-hub-control-room",
+        "parcelstream / Hub control room",
+        "Backlog and dwell per hub stage, transit per route and service level, and the inbound movement board.",
+    )
+    return _numbered(
+        board,
+        [("Backlog", backlog), ("Dwell per stage", dwell_panels), ("Transit", transit), ("Movements", movements)],
+    )
+
+
 DASHBOARDS: dict[str, Callable[[], Dashboard]] = {
     "parcelstream-hub-overview": hub_overview,
     "parcelstream-sla-board": sla_board,
     "parcelstream-carrier-feeds": carrier_feeds,
+    "parcelstream-hub-control-room": hub_control_room,
 }
 
 

@@ -26,7 +26,7 @@ def _panels(board: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def _exprs(board: dict[str, Any]) -> list[str]:
-    return [target["expr"] for panel in _panels(board) for target in panel.get("targets", [])]
+    return [target["expr"] for panel in _panels(board) for target in panel.get("targets", []) if "expr" in target]
 
 
 def _metric_name(series: str, catalog: dict[str, str]) -> str:
@@ -78,6 +78,12 @@ def test_each_dashboard_covers_its_metrics() -> None:
             "parcelstream_dead_letters_total",
         },
         "parcelstream-sla-board.json": {"parcelstream_sla_events_total"},
+        "parcelstream-hub-control-room.json": {
+            "parcelstream_backlog_parcels",
+            "parcelstream_backlog_oldest_seconds",
+            "parcelstream_stage_dwell_seconds_bucket",
+            "parcelstream_transit_seconds_bucket",
+        },
         "parcelstream-carrier-feeds.json": {
             "parcelstream_carrier_last_scan_timestamp_seconds",
             "parcelstream_ingest_requests_total",
@@ -119,11 +125,16 @@ def test_uids_and_panel_ids_are_unique_and_layout_fits_the_grid() -> None:
             assert panel["title"]
 
 
+def _provisioned_datasources(repo_root: Path) -> dict[str, dict[str, Any]]:
+    return {
+        source["uid"]: source
+        for path in sorted((repo_root / "deploy/grafana/provisioning/datasources").glob("*.yaml"))
+        for source in yaml.safe_load(path.read_text(encoding="utf-8"))["datasources"]
+    }
+
+
 def test_panels_use_the_provisioned_datasource(repo_root: Path) -> None:
-    provisioning = yaml.safe_load(
-        (repo_root / "deploy/grafana/provisioning/datasources/prometheus.yaml").read_text(encoding="utf-8")
-    )
-    provisioned_uids = {source["uid"] for source in provisioning["datasources"]}
+    provisioned_uids = set(_provisioned_datasources(repo_root))
     for text in dashboards.rendered().values():
         board = json.loads(text)
         for panel in _panels(board):
@@ -142,3 +153,23 @@ def test_dashboard_provider_reads_the_folder_compose_mounts(repo_root: Path) -> 
     path = provider["providers"][0]["options"]["path"]
     assert mounts[path] == "../grafana/dashboards"
     assert (repo_root / "deploy/compose" / mounts[path]).resolve() == dashboards.OUTPUT_DIR.resolve()
+
+
+def test_the_movement_board_reads_the_operations_api_through_the_provisioned_infinity_source(repo_root: Path) -> None:
+    from consumers.tracking.operations import Movement
+
+    source = _provisioned_datasources(repo_root)[dashboards.OPERATIONS_API_UID]
+    assert source["type"] == "yesoreyeram-infinity-datasource"
+    assert source["jsonData"]["httpHeaderName1"] == "X-Operations-Key"
+    assert source["secureJsonData"]["httpHeaderValue1"] == "${PARCELSTREAM_OPERATIONS_KEY}"
+    assert dashboards.OPERATIONS_API_URL.startswith(tuple(source["jsonData"]["allowedHosts"]))
+    board = json.loads(dashboards.rendered()["parcelstream-hub-control-room.json"])
+    (panel,) = [panel for panel in _panels(board) if panel["title"] == "Inbound movements"]
+    (target,) = panel["targets"]
+    assert target["url"].startswith(dashboards.OPERATIONS_API_URL)
+    assert {column["selector"] for column in target["columns"]} <= set(Movement.model_fields)
+    compose = yaml.safe_load((repo_root / "deploy/compose/docker-compose.yml").read_text(encoding="utf-8"))
+    grafana = compose["services"]["grafana"]["environment"]
+    assert re.fullmatch(r"yesoreyeram-infinity-datasource \d+\.\d+\.\d+", grafana["GF_INSTALL_PLUGINS"])
+    tracking = compose["services"]["tracking"]["environment"]
+    assert grafana["PARCELSTREAM_OPERATIONS_KEY"] == tracking["PARCELSTREAM_OPERATIONS_KEY"]
