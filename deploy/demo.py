@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -31,6 +32,7 @@ from rich.table import Table
 
 from deploy.embedded import EmbeddedBroker, StackError, check_redis, create_topics, free_port
 from schemas.sla import SLA_EVENT_KINDS, SLA_RULES
+from schemas.stages import STAGES
 from schemas.statuses import STATUSES
 
 #: After the simulator ends, the demo stops once this many scrapes in a row show no progress.
@@ -147,6 +149,19 @@ class MetricsScraper:
         except (httpx.HTTPError, ValueError):
             return {}
 
+    def latest_movements(self, tracking_url: str, count: int = 2) -> list[dict[str, Any]]:
+        """The newest movements of the board (operations API), or none while it does not answer."""
+        try:
+            response = self._client.get(
+                f"{tracking_url}/v1/operations/movements",
+                params={"limit": count},
+                headers={"X-Operations-Key": DEMO_OPERATIONS_KEY},
+                timeout=2,
+            )
+            return list(response.json()["movements"]) if response.status_code == 200 else []
+        except (httpx.HTTPError, ValueError, KeyError):
+            return []
+
     def close(self) -> None:
         self._client.close()
 
@@ -241,8 +256,48 @@ def plan_stages(options: DemoOptions, log_dir: Path, receiver_port: int) -> list
     return stages
 
 
+def _duration(seconds: float) -> str:
+    hours = int(seconds // 3600)
+    return f"{hours // 24} d {hours % 24} h" if hours >= 48 else f"{hours} h {int(seconds % 3600 // 60)} min"
+
+
+def _control_room(snapshot: Snapshot, movements: list[dict[str, Any]]) -> tuple[Table, Table]:
+    """Backlog per stage (the projector's gauges) and the newest movements (the operations API)."""
+    backlog = Table(title="backlog per stage (read model)", expand=True)
+    backlog.add_column("stage")
+    backlog.add_column("parcels", justify="right")
+    backlog.add_column("oldest waiting", justify="right")
+    parcels = snapshot.by("parcelstream_backlog_parcels", "stage")
+    oldest = snapshot.by("parcelstream_backlog_oldest_seconds", "stage")
+    for stage in STAGES:
+        count = parcels.get(stage, 0)
+        backlog.add_row(stage.replace("_", " "), f"{count:,.0f}", _duration(oldest.get(stage, 0)) if count else "—")
+    board = Table(title="latest movements (operations board)", expand=True)
+    for column in ("movement", "lane", "state", "expected", "arrived", "cleared", "delivered"):
+        board.add_column(column, justify="left" if column in ("movement", "lane", "state") else "right")
+    for movement in movements:
+        board.add_row(
+            f"{movement['kind']} {movement['movement_id']}",
+            movement["lane"],
+            movement["state"],
+            *(f"{movement[name]:,}" for name in ("expected", "arrived", "cleared", "delivered")),
+        )
+    return backlog, board
+
+
+def operations_link(options: DemoOptions) -> str:
+    """The operations page with the demo's key in the fragment (never sent to the server)."""
+    return f"http://127.0.0.1:{options.tracking_port}/operations#key={DEMO_OPERATIONS_KEY}"
+
+
 def _render(
-    snapshot: Snapshot, receiver: dict[str, int], elapsed: float, options: DemoOptions, rate: float, link: str | None
+    snapshot: Snapshot,
+    receiver: dict[str, int],
+    elapsed: float,
+    options: DemoOptions,
+    rate: float,
+    link: str | None,
+    movements: list[dict[str, Any]] | None = None,
 ) -> Group:
     carriers = Table(title="carriers → scans topic", expand=True)
     carriers.add_column("source")
@@ -293,13 +348,18 @@ def _render(
     for _ in range(2):
         bottom.add_column(ratio=1)
     bottom.add_row(parcels, customers)
+    control = Table.grid(expand=True)
+    control.add_column(ratio=1)
+    control.add_column(ratio=2)
+    control.add_row(*_control_room(snapshot, movements or []))
     header = (
         f"parcelstream demo · {elapsed:,.0f}/{options.duration:,.0f} s · simulated time ×{options.speed:,.0f} · "
         "Ctrl-C stops"
     )
+    header += f"\noperations board: {operations_link(options)}"
     if link:
         header += f"\ntrack a parcel: {link}"
-    return Group(Panel(header), top, bottom)
+    return Group(Panel(header), top, bottom, control)
 
 
 def _sla_counts(snapshot: Snapshot) -> dict[tuple[str, str], float]:
@@ -386,7 +446,8 @@ def _watch(
             rate = (history[-1][1] - history[0][1]) / max(history[-1][0] - history[0][0], 1e-9)
             if link is None and snapshot.total("parcelstream_parcels") > 0:
                 link = sample_tracking_link(options)
-            live.update(_render(snapshot, receiver, now - started, options, rate, link))
+            movements = scraper.latest_movements(f"http://127.0.0.1:{options.tracking_port}")
+            live.update(_render(snapshot, receiver, now - started, options, rate, link, movements))
             crashed = [s for s in stages if s.exited not in (None, 0) or (s is not simulator and s.exited == 0)]
             if crashed:
                 for stage in crashed:

@@ -59,6 +59,17 @@ def test_the_live_stack_answers_from_outside(demo: DemoRun) -> None:
     assert summary["total_parcels"] == sum(summary["parcels_by_status"].values())
     print(f"operations summary at {demo.elapsed()}: {summary['parcels_by_status']}")
 
+    # The movement board: the demo's flights, trains and containers through the operations API.
+    def movements_shown() -> list[dict[str, object]] | None:
+        response = _get(f"{demo.tracking_url}/v1/operations/movements", **{"X-Operations-Key": DEMO_OPERATIONS_KEY})
+        return response.json()["movements"] if response is not None and response.status_code == 200 else None
+
+    movements = wait_for(movements_shown, timeout=90, what="movements on the operations board")
+    assert {movement["kind"] for movement in movements} <= {"flight", "train", "sea"}
+    page = _get(f"{demo.tracking_url}/operations")
+    assert page is not None and page.status_code == 200 and "Hub control room" in page.text
+    print(f"movement board at {demo.elapsed()}: {[(m['movement_id'], m['state']) for m in movements[:3]]}")
+
     # While it runs, the broker and every stage are processes of this run (seen by their marker).
     assert demo.running(), demo.output()[-3000:]
     commands = [process.command for process in demo.record_processes()]

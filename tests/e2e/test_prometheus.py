@@ -21,6 +21,10 @@ KEY_SERIES = {
     "parcels": "sum(parcelstream_parcels)",
     "notifications": "sum(parcelstream_notifications_total)",
     "SLA events": "sum(parcelstream_sla_events_total)",
+    # The control room: dwell observed by the workers, backlog kept by the projector (event time).
+    "stage dwell observations": "sum(parcelstream_stage_dwell_seconds_count)",
+    "backlog parcels": "max(sum by (instance) (parcelstream_backlog_parcels))",
+    "backlog oldest (s)": "max(parcelstream_backlog_oldest_seconds)",
     "event-time lag p90 (s)": (
         "histogram_quantile(0.9, sum by (le) (rate(parcelstream_event_time_lag_seconds_bucket[30s])))"
     ),
