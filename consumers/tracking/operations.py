@@ -15,7 +15,7 @@ Grafana reads the same API through the Infinity data source (``deploy/grafana/pr
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request, Security
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -36,7 +36,7 @@ OperationsKey = Annotated[
 
 class Movement(BaseModel):
     movement: str = Field(description="kind:id, e.g. flight:CK261/157-12345675, train:X8001-001, sea:MSCU1234565")
-    kind: Literal["flight", "train", "sea"] | str
+    kind: str = Field(description="flight, train or sea")
     movement_id: str
     carrier: str
     lane: str = Field(description="Origin-destination location codes of departure and arrival ('?' until known)")
