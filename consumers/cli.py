@@ -71,8 +71,25 @@ def projector_command(
         int | None,
         typer.Option(help="Port of /metrics; 0 serves none (env PARCELSTREAM_PROJECTOR_METRICS_PORT; default 9103)."),
     ] = None,
+    movements: Annotated[
+        bool | None,
+        typer.Option(
+            "--movements/--no-movements",
+            help="Also read manifests and unit scans for the movement board (env PARCELSTREAM_PROJECTOR_MOVEMENTS; "
+            "default on).",
+        ),
+    ] = None,
+    movement_retention_days: Annotated[
+        float | None,
+        typer.Option(
+            min=0.01,
+            help="Days the movement board keeps a movement after its last record "
+            "(env PARCELSTREAM_MOVEMENT_RETENTION_DAYS; default 14).",
+        ),
+    ] = None,
 ) -> None:
-    """Keep the Redis read model in step with the parcel-state topic; runs until Ctrl-C / SIGTERM."""
+    """Keep the Redis read model in step with the parcel-state topic (and the movement board with the
+    manifests and unit scans); runs until Ctrl-C / SIGTERM."""
     from prometheus_client import start_http_server
 
     from consumers.projector import Projector, ProjectorError
@@ -85,6 +102,8 @@ def projector_command(
         redis_prefix=redis_prefix,
         projector_group_id=group_id,
         projector_metrics_port=metrics_port,
+        projector_movements=movements,
+        movement_retention_days=movement_retention_days,
     )
     try:
         check_redis(settings.redis_url)

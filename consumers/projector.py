@@ -314,10 +314,10 @@ class Projector:
             pipe.execute()
         with self.redis.pipeline(transaction=False) as pipe:
             for tracking_number, change in changes.items():
+                if change.delete:  # before a new state: a parcel created again starts from version 1
+                    writer.remove_parcel(tracking_number, pipe)
                 if change.state is not None:
                     writer.parcel(tracking_number, change.state.version, change.state.fields, pipe)
-                elif change.delete:
-                    writer.remove_parcel(tracking_number, pipe)
             pipe.execute()
 
     def _refresh_backlog(self) -> None:
