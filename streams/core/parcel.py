@@ -46,7 +46,7 @@ from typing import Any, Final, NamedTuple
 from streams.core.authority import check_scan
 from streams.core.rules import SlaRules
 from streams.core.sla import evaluate
-from streams.core.stages import NO_OBSERVATIONS, StageObservations, StageProgress, advance
+from streams.core.stages import NO_OBSERVATIONS, StageObservations, StageProgress, advance, step
 from streams.core.taxonomy import Classification, InvalidScanError, classify
 
 #: Share of the service level's promise typically still ahead after each milestone:
@@ -380,12 +380,16 @@ def apply_scan(parcel: Parcel | None, scan: dict[str, Any], rules: SlaRules, now
         parcel.shipment = shipment
         parcel.shipment_key = key
 
-    appended = index == len(parcel.history) - 1
-    new_runs = _step_timeline(parcel, index, classification) if appended else _rebuild_timeline(parcel)
-    # An appended scan that starts no run leaves the timeline's stages as they were.
-    observations = (
-        advance(parcel.stages, parcel.history, parcel.ordered_time_ms) if new_runs or not appended else NO_OBSERVATIONS
-    )
+    if index == len(parcel.history) - 1:
+        new_runs = _step_timeline(parcel, index, classification)
+        # Appended: a new run means it became current (only the open stay can end); no new run
+        # (held, or the same sub-status) leaves the stages as they were.
+        observations = (
+            step(parcel.stages, entry, classification, parcel.ordered_time_ms) if new_runs else NO_OBSERVATIONS
+        )
+    else:
+        new_runs = _rebuild_timeline(parcel)
+        observations = advance(parcel.stages, parcel.history, parcel.ordered_time_ms)
 
     _estimate(parcel, rules)
     sla_events = evaluate(parcel, rules, now_ms)

@@ -31,7 +31,7 @@ from typing import Any, Final, NamedTuple
 from schemas.stages import STAGES
 from streams.core.taxonomy import Classification, classify
 
-__all__ = ["STAGES", "STAGE_OF_MILESTONE", "StageObservations", "StageProgress", "Stay", "advance", "stays"]
+__all__ = ["STAGES", "STAGE_OF_MILESTONE", "StageObservations", "StageProgress", "Stay", "advance", "stays", "step"]
 
 STAGE_OF_MILESTONE: Final[dict[str, str]] = {
     "export_customs": "export_customs",
@@ -114,6 +114,31 @@ def stays(history: Sequence[dict[str, Any]]) -> tuple[list[Stay], dict[str, Any]
             result[-1] = result[-1]._replace(left_ms=time_ms)
         result.append(Stay(stage, time_ms, None))
     return result, current_entry
+
+
+def step(
+    progress: StageProgress, entry: dict[str, Any], classification: Classification, ordered_time_ms: int | None
+) -> StageObservations:
+    """``advance`` for the common case: ``entry`` (of ``classification``) was appended to the history
+    and became current. Only the open stay can end, so nothing else of the history is read."""
+    time_ms: int = entry["event_time_ms"]
+    stage = stage_of(classification)
+    dwell: list[tuple[str, float]] = []
+    if stage != progress.stage:
+        if progress.stage is not None and progress.entered_ms is not None:
+            until = progress.observed_until_ms
+            if until is None or time_ms > until:
+                dwell.append((progress.stage, (time_ms - progress.entered_ms) / 1000))
+                progress.observed_until_ms = time_ms
+        progress.stage = stage
+        progress.entered_ms = time_ms if stage is not None else None
+    transit = None
+    if classification.code == _DELIVERED and ordered_time_ms is not None and not progress.transit_observed:
+        progress.transit_observed = True
+        transit = (time_ms - ordered_time_ms) / 1000 if time_ms >= ordered_time_ms else None
+    if not dwell and transit is None:
+        return NO_OBSERVATIONS
+    return StageObservations(dwell, transit)
 
 
 def advance(

@@ -135,6 +135,22 @@ def test_any_arrival_order_never_counts_a_stage_more_often_than_in_order() -> No
         assert len(stages) == len(set(stages)) <= len(STAGES)
         assert len(observed.transit) == 1
         assert all(seconds >= 0 for _, seconds in observed.dwell)
+        # The cheap appended step and the full fold agree on the open stay.
+        assert observed.parcel is not None
+        last = stays(observed.parcel.history)[0][-1]
+        assert (observed.parcel.stages.stage, observed.parcel.stages.entered_ms) == (
+            last.stage,
+            last.entered_ms if last.stage else None,
+        )
+
+
+def test_each_prefix_of_an_in_order_journey_has_the_open_stay_of_the_full_fold() -> None:
+    observed = Observed()
+    for event in journey_scans():
+        observed.apply(event)
+        assert observed.parcel is not None
+        last = stays(observed.parcel.history)[0][-1]
+        assert observed.parcel.stages.stage == last.stage
 
 
 def test_a_parcel_re_entering_a_stage_counts_each_stay() -> None:
