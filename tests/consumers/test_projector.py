@@ -108,6 +108,12 @@ def test_replaying_the_topic_into_another_prefix_gives_identical_content(
     state_producer.send(*states)
     first = run_projector(consumer_settings)
     wait_for(lambda: first.stats.messages >= len(states), 60, "the first projector to read every state")
+    # The movement board's per-parcel record is written last in a batch.
+    wait_for(
+        lambda: sum(key.startswith(":board:") for key in dump(redis_client, consumer_settings.redis_prefix)) == 3,
+        30,
+        "the first projector to finish its writes",
+    )
 
     replay_settings = consumer_settings.model_copy(
         update={
@@ -119,7 +125,12 @@ def test_replaying_the_topic_into_another_prefix_gives_identical_content(
     wait_for(lambda: second.stats.messages >= len(states), 60, "the replay to read every state")
 
     original = dump(redis_client, consumer_settings.redis_prefix)
-    replayed = dump(redis_client, replay_settings.redis_prefix)
+    # Messages are counted as read, before their batch is written: poll for the writes.
+    replayed = wait_for(
+        lambda: (content := dump(redis_client, replay_settings.redis_prefix)) == original and content,
+        30,
+        "the replay to write what the first projector wrote",
+    )
     assert len(original) >= 10  # 3 parcels and their status, carrier, route and SLA indexes
     assert replayed == original
     assert original[":parcel:LX000000001CN"]["status"] == "OutForDelivery"
