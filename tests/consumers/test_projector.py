@@ -52,6 +52,8 @@ def test_projector_builds_the_read_model_and_indexes(
     )
     projector = run_projector(consumer_settings)
     wait_for(lambda: projector.stats.messages >= 4, 60, "the projector to read 4 states")
+    # Messages are counted as read, before their batch is written: wait for the batch's last write.
+    wait_for(lambda: metrics.PARCELS.labels("Delivered")._value.get() == 1, 30, "the status counts")
 
     first = redis_client.hgetall(keys.parcel("LX000000001CN"))
     assert first["status"] == "InTransit"
