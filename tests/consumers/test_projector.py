@@ -53,7 +53,14 @@ def test_projector_builds_the_read_model_and_indexes(
     projector = run_projector(consumer_settings)
     wait_for(lambda: projector.stats.messages >= 4, 60, "the projector to read 4 states")
     # Messages are counted as read, before their batch is written: wait for the batch's last write.
-    wait_for(lambda: metrics.PARCELS.labels("Delivered")._value.get() == 1, 30, "the status counts")
+    wait_for(
+        lambda: (
+            redis_client.hget(keys.parcel("LX000000003CN"), "status") == "Delivered"
+            and metrics.PARCELS.labels("Delivered")._value.get() == 1
+        ),
+        30,
+        "the batch and its status counts",
+    )
 
     first = redis_client.hgetall(keys.parcel("LX000000001CN"))
     assert first["status"] == "InTransit"
