@@ -311,14 +311,23 @@ class Projector:
                     writer.manifest(decoded.value, pipe)
                 elif decoded.record_name == "ScanEvent" and (unit_scan := unit_scan_of(decoded.value)) is not None:
                     writer.unit_scan(unit_scan, pipe)
-            pipe.execute()
+            self._log_script_errors(pipe.execute(raise_on_error=False))
         with self.redis.pipeline(transaction=False) as pipe:
             for tracking_number, change in changes.items():
                 if change.delete:  # before a new state: a parcel created again starts from version 1
                     writer.remove_parcel(tracking_number, pipe)
                 if change.state is not None:
                     writer.parcel(tracking_number, change.state.version, change.state.fields, pipe)
-            pipe.execute()
+            self._log_script_errors(pipe.execute(raise_on_error=False))
+
+    def _log_script_errors(self, results: list[Any]) -> None:
+        """A script that fails on one record (a reply error, not a lost connection) loses that record's
+        board update only: retrying the batch would fail the same way and stop the read model."""
+        for result in results:
+            if isinstance(result, redis.ConnectionError | redis.TimeoutError):
+                raise result
+            if isinstance(result, redis.RedisError):
+                self.log(f"projector: movement board update failed: {result}")
 
     def _refresh_backlog(self) -> None:
         """Backlog gauges from the stage indexes (``consumers/backlog.py``), at most every

@@ -251,3 +251,40 @@ def test_the_projector_builds_the_board_from_manifests_unit_scans_and_parcel_sta
     row = board(redis_url, prefix).movements[0]
     assert (row["lane"], row["state"], row["in_import_customs"]) == ("HGH-LGG", "arrived", 3)
     assert projector.stats.movement_records >= 4
+
+
+@pytest.mark.integration
+def test_a_board_update_that_fails_loses_that_update_only(
+    consumer_settings: ConsumerSettings,
+    topics: TopicNames,
+    bootstrap_servers: str,
+    run_projector: Callable[[ConsumerSettings], Projector],
+    redis_url: str,
+) -> None:
+    prefix = consumer_settings.redis_prefix
+    client = redis.Redis.from_url(redis_url)
+    client.set(f"{prefix}:mv:{FLIGHT.replace(':', '%3A').replace('/', '%2F')}", "not a hash")  # WRONGTYPE
+    publish_records(
+        bootstrap_servers,
+        topics,
+        [
+            SimpleNamespace(kind="manifest", value=unit_manifest("AKE00001CK", ["BAG1"])),
+            SimpleNamespace(
+                kind="scan",
+                value=unit_scan(
+                    "MSCU1234565",
+                    "LINEHAUL_DEPARTED",
+                    5,
+                    "NGB",
+                    {**REFS, "awb": None, "flight_number": None, "container": "MSCU1234565"},
+                ),
+            ),
+        ],
+    )
+    StateProducer(bootstrap_servers, topics).send(parcel_state(PARCELS[0], 2))
+    projector = run_projector(consumer_settings)
+    wait_for(lambda: board(redis_url, prefix).movements, 90, "the container on the board despite the failed flight")
+    wait_for(lambda: client.exists(f"{prefix}:parcel:{PARCELS[0]}"), 30, "the parcel in the read model")
+    assert [row["movement"] for row in board(redis_url, prefix).movements] == ["sea:MSCU1234565"]
+    assert projector.stats.batches >= 1
+    client.close()
