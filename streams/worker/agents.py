@@ -284,8 +284,11 @@ class StreamWorker:
         self._last_lag_refresh = started
         consumer = self.app.consumer
         labels: set[tuple[str, str, str]] = set()
+        # Input topics only: the changelogs and Faust's assignor topic are assigned too, but read only
+        # during recovery, so their "lag" would never drain and would page someone for nothing.
+        inputs = {self.topics.scans, self.topics.manifests, self.topics.scans_fanout}
         for tp in self.app.assignor.assigned_actives():
-            if tp.topic == self.sla_due_name:
+            if tp.topic not in inputs:
                 continue
             try:
                 highwater = consumer.highwater(tp)
