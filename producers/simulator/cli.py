@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from producers.simulator.hostile import with_hostile
 from producers.simulator.jsonl import iso_time, write_jsonl
 from producers.simulator.model import AnomalyRates, SimulationConfig
 from producers.simulator.model import simulate as generate
@@ -107,6 +109,14 @@ def simulate(
     anomalies: bool = typer.Option(
         True, "--anomalies/--no-anomalies", help="Include delays, losses, mis-sorts, duplicates, late scans..."
     ),
+    hostile: float = typer.Option(
+        0.0,
+        min=0,
+        max=1,
+        help="Mix in a hostile carrier: about this many hostile records per honest record (bags inside "
+        "themselves, scans dated 2100 or past year 9999, forged orders, deliveries by the wrong carrier; "
+        "see docs/simulator.md). The pipeline must dead-letter each one. 0: none.",
+    ),
     bootstrap_servers: str | None = typer.Option(
         None, help="Kafka bootstrap servers. Default: $PARCELSTREAM_BOOTSTRAP_SERVERS or 127.0.0.1:9092."
     ),
@@ -134,13 +144,13 @@ def simulate(
             anomalies=AnomalyRates() if anomalies else AnomalyRates.none(),
         )
         if dry_run or output is not None:
-            _generate_only(config, rate, output, quiet)
+            _generate_only(config, rate, output, quiet, hostile)
             return
         settings = PipelineSettings()
         overrides = {"bootstrap_servers": bootstrap_servers, "topic_prefix": topic_prefix}
         settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
         check_topics(settings.bootstrap_servers, settings.topics)
-        summary = _publish(config, settings, rate, duration, speed, metrics_port, quiet)
+        summary = _publish(config, settings, rate, duration, speed, metrics_port, quiet, hostile)
     except (SimulatorError, ValueError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
@@ -152,10 +162,10 @@ def simulate(
         raise typer.Exit(1)
 
 
-def _generate_only(config: SimulationConfig, rate: float, output: str | None, quiet: bool) -> None:
+def _generate_only(config: SimulationConfig, rate: float, output: str | None, quiet: bool, hostile: float) -> None:
     if rate > 0:
         raise SimulatorError("--rate generates without end: use --parcels with --dry-run or --output")
-    simulation = generate(config)
+    simulation, hostile_records = with_hostile(generate(config), hostile)
     if output is not None:
         if output == "-":
             lines = write_jsonl(simulation.records, sys.stdout)
@@ -175,6 +185,9 @@ def _generate_only(config: SimulationConfig, rate: float, output: str | None, qu
     console.print(table)
     applied = ", ".join(f"{name} {count}" for name, count in sorted(simulation.anomalies.items()))
     console.print(f"anomalies: {applied or 'none'}")
+    if hostile_records:
+        kinds = Counter(h.kind for h in hostile_records)
+        console.print("hostile records: " + ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items())))
 
 
 def _publish(
@@ -185,6 +198,7 @@ def _publish(
     speed: float,
     metrics_port: int | None,
     quiet: bool,
+    hostile: float = 0.0,
 ) -> RunSummary:
     # Imported here: the root CLI mounts every stage in one process, and the runner registers the
     # producers' Prometheus metrics.
@@ -218,6 +232,7 @@ def _publish(
             metrics_port=metrics_port,
             stop=stop,
             on_progress=show,
+            hostile_rate=hostile,
         )
         if rate > 0:
             return runner.run_continuous(config, rate, duration)
@@ -245,6 +260,9 @@ def _print_summary(summary: RunSummary, quiet: bool) -> None:
             )
         console.print(table)
     console.print(line)
+    if summary.hostile:
+        kinds = ", ".join(f"{kind} {count:,}" for kind, count in sorted(summary.hostile.items()))
+        console.print(f"hostile records sent (the pipeline must dead-letter them): {kinds}")
     for failure in summary.failures[:5]:
         console.print(f"[red]not acknowledged:[/red] {failure.reference} on {failure.topic}: {failure.error}")
 

@@ -121,6 +121,8 @@ class TimedRecord:
     publish_at_ms: int
     kind: RecordKind
     value: dict[str, Any]  # a ScanEvent or Manifest dict, valid against schemas/avro
+    hostile: str | None = None
+    """The hostile kind (producers/simulator/hostile.py) of a record mixed in by ``--hostile``."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from prometheus_client import start_http_server
 
 from producers.metrics import CARRIER_LAST_SCAN, MANIFESTS_PUBLISHED, PUBLISH_FAILURES, SCANS_PUBLISHED
 from producers.publisher import DeliveryFailure, Publisher
+from producers.simulator.hostile import with_hostile
 from producers.simulator.model import HOUR, Simulation, SimulationConfig, TimedRecord, simulate
 from schemas.topics import TopicNames
 
@@ -42,6 +43,8 @@ class RunSummary:
     acknowledged: Counter[str] = field(default_factory=Counter)
     failed: Counter[str] = field(default_factory=Counter)
     failures: list[DeliveryFailure] = field(default_factory=list)
+    hostile: Counter[str] = field(default_factory=Counter)
+    """Hostile records sent, per kind (``--hostile``); they count under their source in ``sent`` too."""
     parcels: int = 0
     scheduled: int | None = None
     """Records to publish in all, when known (one simulation); None in continuous mode."""
@@ -64,8 +67,11 @@ class RunSummary:
 class _Schedule:
     """Records in publish order; in continuous mode it generates the next simulated hour on demand."""
 
-    def __init__(self, first: Simulation | None, config: SimulationConfig | None, rate: float) -> None:
+    def __init__(
+        self, first: Simulation | None, config: SimulationConfig | None, rate: float, hostile_rate: float = 0.0
+    ) -> None:
         self._heap: list[tuple[int, int, TimedRecord]] = []
+        self._hostile_rate = hostile_rate
         self._sequence = 0
         self._config = config
         self._rate = rate
@@ -77,6 +83,8 @@ class _Schedule:
 
     def _push(self, simulation: Simulation) -> None:
         self.parcels += len(simulation.truth)
+        if self._hostile_rate > 0:
+            simulation, _ = with_hostile(simulation, self._hostile_rate, seed=self._next_batch)
         for record in simulation.records:
             heapq.heappush(self._heap, (record.publish_at_ms, self._sequence, record))
             self._sequence += 1
@@ -157,6 +165,7 @@ class SimulationRunner:
         metrics_port: int | None = None,
         stop: threading.Event | None = None,
         on_progress: Callable[[RunSummary], None] | None = None,
+        hostile_rate: float = 0.0,
         **producer_overrides: Any,
     ) -> None:
         if speed < 0:
@@ -167,10 +176,15 @@ class SimulationRunner:
         self.metrics_port = metrics_port
         self.stop = stop or threading.Event()
         self.on_progress = on_progress
+        if not 0.0 <= hostile_rate <= 1.0:
+            raise ValueError(f"hostile rate must be between 0 and 1, got {hostile_rate}")
+        self.hostile_rate = hostile_rate
+        """Hostile records per honest record mixed in (producers/simulator/hostile.py); 0: none."""
         self.producer_overrides = producer_overrides
 
     def run(self, simulation: Simulation, duration: float | None = None) -> RunSummary:
         """Publish every record of ``simulation`` (or until ``duration`` wall seconds or a stop)."""
+        simulation, _ = with_hostile(simulation, self.hostile_rate)
         summary = RunSummary(scheduled=len(simulation.records))
         return self._run(_Schedule(simulation, None, 0.0), summary, duration)
 
@@ -182,7 +196,7 @@ class SimulationRunner:
             raise ValueError("continuous generation needs a speed above 0 (simulated seconds per wall second)")
         if config.start_ms is None:
             config = replace(config, start_ms=time.time_ns() // 1_000_000)
-        return self._run(_Schedule(None, config, rate), RunSummary(), duration)
+        return self._run(_Schedule(None, config, rate, self.hostile_rate), RunSummary(), duration)
 
     def _run(self, schedule: _Schedule, summary: RunSummary, duration: float | None) -> RunSummary:
         in_flight: dict[str, tuple[str, TimedRecord]] = {}
@@ -217,6 +231,8 @@ class SimulationRunner:
                 else:
                     publisher.publish_manifest(record.value, reference)
                 summary.sent[source] += 1
+                if record.hostile:
+                    summary.hostile[record.hostile] += 1
                 summary.simulated_ms = record.publish_at_ms
         finally:
             report = publisher.flush()
