@@ -11,9 +11,9 @@ each other).
 Kinds (round-robin, so every kind appears once the count reaches their number):
 
 - ``unit_self``: a manifest putting a bag inside itself → ``unit_cycle``.
-- ``unit_pair``: bag A inside bag B, bag B inside bag A, then a scan of A. The second manifest
-  closes a cycle the worker can only see when both units share a partition (``unit_cycle``);
-  otherwise the scan's copies go round until the hop limit (``fanout_too_deep``).
+- ``unit_pair``: bag A inside bag B, bag B inside bag A, then a scan of A. Each manifest alone is
+  harmless (the two units may live on different partitions, so no worker sees both); the scan's
+  copy that comes back to A is refused (``unit_cycle``, or ``fanout_too_deep`` past the hop limit).
 - ``far_future``: a DELIVERED scan dated 2100 for an honest parcel → ``event_time_out_of_range``.
 - ``year_10000``: a scan dated after year 9999 (no calendar can show it) → ``event_time_out_of_range``.
 - ``ancient_order``: an ORDER_CREATED dated 1971 naming another merchant and postcode →
@@ -56,8 +56,8 @@ HOSTILE_MERCHANT: Final = "hostile-merchant"
 class HostileRecord:
     """One hostile record, its kind, and whether the pipeline must dead-letter it.
 
-    ``refused`` is False for the records that are harmless alone (the first manifest of a pair, the
-    scan that sets the pair's copies going); the kind's other records carry the refusal.
+    ``refused`` is False for the records that are harmless alone (the manifests of a pair of units
+    inside each other); the kind's other records carry the refusal.
     """
 
     record: TimedRecord
@@ -160,8 +160,8 @@ class _Planner:
             inner = _manifest(rng, second, [first], at + MINUTE)
             return [
                 HostileRecord(TimedRecord(at, "manifest", outer, hostile=kind), kind, refused=False),
-                HostileRecord(TimedRecord(at + MINUTE, "manifest", inner, hostile=kind), kind),
-                HostileRecord(TimedRecord(at + 2 * MINUTE, "scan", unit_scan, hostile=kind), kind, refused=False),
+                HostileRecord(TimedRecord(at + MINUTE, "manifest", inner, hostile=kind), kind, refused=False),
+                HostileRecord(TimedRecord(at + 2 * MINUTE, "scan", unit_scan, hostile=kind), kind),
             ]
         scans = self.parcel_scans()
         order = next((r for r in scans if r.value["code"] == "ORDER_CREATED"), scans[0])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -58,9 +59,12 @@ def dead_lettered_ids(dead_letters: TopicReader) -> dict[str, str]:
 
 
 def honest_simulation() -> Simulation:
-    # Relative to now: the pipeline refuses event times older than PARCELSTREAM_MAX_AGE.
-    start_ms = (time.time_ns() // 1_000_000 // DAY - 20) * DAY
-    return simulate(SimulationConfig(seed=23, parcels=40, start_ms=start_ms))
+    """A finished simulated journey set, all of it in the recent past: the pipeline refuses event times
+    later than PARCELSTREAM_MAX_FUTURE or older than PARCELSTREAM_MAX_AGE from now."""
+    config = SimulationConfig(seed=23, parcels=40, start_ms=0)
+    span_ms = max(r.value["event_time_ms"] for r in simulate(config).records)
+    start_ms = (time.time_ns() // 1_000_000 - span_ms) // DAY * DAY - 2 * DAY
+    return simulate(replace(config, start_ms=start_ms))
 
 
 def test_hostile_carrier_is_dead_lettered_and_honest_parcels_end_as_without_it(
