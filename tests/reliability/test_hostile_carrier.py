@@ -11,8 +11,10 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+import redis
 from confluent_kafka import Producer
 
+from consumers.read_model import Keys
 from producers.simulator import SimulationConfig, simulate
 from producers.simulator.hostile import HostileRecord, with_hostile
 from producers.simulator.model import DAY, Simulation, TimedRecord
@@ -72,6 +74,8 @@ def test_hostile_carrier_is_dead_lettered_and_honest_parcels_end_as_without_it(
     topics_factory: Callable[..., TopicNames],
     stages: StageLauncher,
     readers: Callable[[str], TopicReader],
+    redis_url: str,
+    redis_prefix: str,
 ) -> None:
     clean = honest_simulation()
     mixed, hostile = with_hostile(clean, rate=0.02)
@@ -81,6 +85,7 @@ def test_hostile_carrier_is_dead_lettered_and_honest_parcels_end_as_without_it(
     clean_topics, hostile_topics = topics_factory(partitions=PARTITIONS), topics_factory(partitions=PARTITIONS)
     clean_worker = stages.worker(clean_topics, name="clean-worker", log_level="warning")
     hostile_worker = stages.worker(hostile_topics, name="hostile-worker", log_level="warning")
+    projector = stages.projector(hostile_topics, redis_url, redis_prefix)
     produce_raw(bootstrap_servers, clean_topics, clean.records)
     produce_raw(bootstrap_servers, hostile_topics, mixed.records)
 
@@ -104,7 +109,7 @@ def test_hostile_carrier_is_dead_lettered_and_honest_parcels_end_as_without_it(
         wrong = state_mismatches(clean, hostile_states.latest_by_key())
         return f"hostile records not dead-lettered: {missing}; honest parcels off: {wrong[:5]}"
 
-    wait_for(settled, 150, "both runs to settle", [clean_worker, hostile_worker], describe)
+    wait_for(settled, 150, "both runs to settle", [clean_worker, hostile_worker, projector], describe)
 
     lettered = dead_lettered_ids(dead_letters)
     wrong_reasons = [
@@ -132,6 +137,26 @@ def test_hostile_carrier_is_dead_lettered_and_honest_parcels_end_as_without_it(
     # (plus the test's own wall time at clock speed 1).
     assert all(event["observed_ms"] <= latest_honest_ms + DAY for event in sla_events.values())
 
-    assert clean_worker.alive and hostile_worker.alive
+    # The read model shows the true shipment facts of the parcels a forged order targeted.
+    client = redis.Redis.from_url(redis_url)
+    keys = Keys(redis_prefix)
+    forged = {h.record.value["tracking_number"] for h in hostile if h.kind in ("forged_order", "ancient_order")}
+    assert forged
+
+    def read_model_true() -> bool:
+        merchants = {tn: client.hget(keys.parcel(tn), "merchant") for tn in forged}
+        return all(m is not None and m.decode() == clean_latest[tn]["merchant"] for tn, m in merchants.items())
+
+    wait_for(read_model_true, 60, "the forged parcels' true merchants in Redis", [projector])
+
+    def lag_drained() -> bool:
+        return hostile_worker.metric_total("parcelstream_consumer_lag") == 0
+
+    def lag_lines() -> str:
+        text = hostile_worker.metrics_text()
+        return "; ".join(line for line in text.splitlines() if line.startswith("parcelstream_consumer_lag{"))
+
+    wait_for(lag_drained, 60, "the hostile run's worker lag to drain", [hostile_worker], lag_lines)
+    assert clean_worker.alive and hostile_worker.alive and projector.alive
     assert hostile_worker.stop() == 0
     assert clean_worker.stop() == 0
