@@ -11,6 +11,7 @@ wire format, parcel scans keyed by tracking number, unit scans and manifests by 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,8 +24,11 @@ from schemas.codec import default_codec
 from schemas.kafka_clients import producer_config
 from schemas.topics import TopicNames
 
-#: Simulated time of the first order (2026-01-01 UTC): fixed so the data is the same every run.
-SIM_START_MS = 1_767_225_600_000
+DAY_MS = 24 * 3600 * 1000
+#: Simulated time of the first order: midnight UTC 120 days ago, so every journey (the longest, by sea,
+#: take ~40 days) lies in the past and within the pipeline's event-time bounds (PARCELSTREAM_MAX_AGE,
+#: 365 days). The same seed gives the same journeys, shifted by whole days.
+SIM_START_MS = (time.time_ns() // 1_000_000 // DAY_MS - 120) * DAY_MS
 #: Scans per simulated parcel, a little below the simulator's average, to size the first simulation.
 SCANS_PER_PARCEL_ESTIMATE = 12.0
 
