@@ -5,6 +5,7 @@ key prefixes, so every integration test owns its topics, consumer groups and key
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,16 @@ if TYPE_CHECKING:
     from tests.stages import StageLauncher, TopicReader
 
 REDIS_URL = os.environ.get("PARCELSTREAM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+#: The suite replays journeys on fixed dates from 2026-01-01 (tests/streams/builders.py T0, the
+#: workers' simulations), reproducible to the millisecond. The pipeline refuses event times older than
+#: PARCELSTREAM_MAX_AGE (365 days) from now; so that those dates never age out, this session (and the
+#: stage processes it starts, which inherit its environment) accepts ages back to 2025-01-01 unless
+#: told otherwise. Tests of the bound itself set their own.
+FIXTURE_EPOCH_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z
+os.environ.setdefault(
+    "PARCELSTREAM_MAX_AGE", str(max(365 * 86_400, (time.time_ns() // 1_000_000 - FIXTURE_EPOCH_MS) // 1000))
+)
 
 
 def unique(prefix: str = "t") -> str:
