@@ -129,17 +129,38 @@ def publish(
             show_default=False,
         ),
     ] = None,
+    max_future: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="Seconds an event time may lie ahead of now; later records are dead-lettered "
+            "(event_time_out_of_range). Default: $PARCELSTREAM_MAX_FUTURE or 86400 (1 day).",
+            show_default=False,
+        ),
+    ] = None,
+    max_age: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="Seconds an event time may lie behind now; older records are dead-lettered "
+            "(event_time_out_of_range). Default: $PARCELSTREAM_MAX_AGE or 31536000 (365 days).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Publish scan files; the command's help text is PUBLISH_HELP."""
     # Imported here: the root CLI mounts every stage in one process, and each stage registers its
     # own Prometheus metrics (producers.metrics is imported by producers.publish).
     from producers.publish import PublishSettings, PublishSetupError, check_broker, publish_files, resolve_inputs
     from producers.publisher import Publisher
+    from schemas.event_time import EventTimeSettings
 
     flags = {"bootstrap_servers": bootstrap_servers, "topic_prefix": topic_prefix, "publish_timeout": timeout}
+    bounds = {"max_future": max_future, "max_age": max_age}
     try:
         # Flags given on the command line win over PARCELSTREAM_* variables.
         settings = PublishSettings(**{name: value for name, value in flags.items() if value is not None})
+        event_times = EventTimeSettings(**{name: value for name, value in bounds.items() if value is not None})
     except ValidationError as error:
         first = error.errors()[0]
         raise _fail(f"invalid PARCELSTREAM_{str(first['loc'][0]).upper()}: {first['msg']}") from None
@@ -171,6 +192,7 @@ def publish(
                 flush_timeout=settings.publish_timeout + FLUSH_MARGIN_S,
                 on_issue=_print_issue,
                 progress=_RichProgress(progress),
+                event_times=event_times,
             )
     except PublishSetupError as error:
         raise _fail(str(error)) from None

@@ -7,7 +7,6 @@ and exit codes. A record counts as published only once the broker acknowledged i
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,9 +17,11 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from producers import metrics
-from producers.formats import FORMATS, FormatError, ParsedRecord, ParseIssue, Parser, parser_for
+from producers.event_times import record_bytes, split_by_event_time
+from producers.formats import FORMATS, FormatError, ParsedRecord, ParseIssue, Parser, ParseResult, parser_for
 from producers.publisher import DeliveryFailure, Publisher
 from schemas.codec import EncodeError
+from schemas.event_time import EventTimeSettings
 from schemas.settings import PipelineSettings
 from schemas.topics import TopicNames
 
@@ -167,7 +168,7 @@ class _FilePublisher:
         except EncodeError as error:
             # A parser let through a record that breaks the contract: it is bad input, not lost.
             self.issues(
-                [ParseIssue(record.reference, "(schema)", str(error), _record_bytes(record), "schema_violation")]
+                [ParseIssue(record.reference, "(schema)", str(error), record_bytes(record), "schema_violation")]
             )
             return
         except KafkaException as error:
@@ -226,10 +227,6 @@ class _FilePublisher:
                 metrics.DEAD_LETTERS.labels(*sent.labels).inc()
 
 
-def _record_bytes(record: ParsedRecord) -> bytes:
-    return json.dumps(record.value, default=repr, sort_keys=True).encode()
-
-
 def publish_files(
     paths: Iterable[Path],
     format_name: str | None,
@@ -239,13 +236,16 @@ def publish_files(
     flush_timeout: float = 35.0,
     on_issue: Callable[[ParseIssue], None] = lambda issue: None,
     progress: PublishProgress | None = None,
+    event_times: EventTimeSettings | None = None,
 ) -> PublishSummary:
     """Publish every record of the files and dead-letter every issue; wait for the broker's reports.
 
     ``format_name`` None picks each file's format from its extension. Raises PublishSetupError
     (before publishing anything) for a missing file or an unknown format. For every record to get
-    a delivery report, give the publisher a ``message.timeout.ms`` below ``flush_timeout``.
+    a delivery report, give the publisher a ``message.timeout.ms`` below ``flush_timeout``. Records
+    dated outside ``event_times`` (default: PARCELSTREAM_MAX_FUTURE / _MAX_AGE) are dead-lettered.
     """
+    event_times = event_times or EventTimeSettings()
     inputs = resolve_inputs(paths, format_name)
     summary = PublishSummary(files=len(inputs))
     sender = _FilePublisher(publisher, summary, on_issue)
@@ -255,12 +255,20 @@ def publish_files(
         data = input_file.path.read_bytes()
         try:
             result = input_file.parser(data, str(input_file.path), carrier=carrier)
-        except FormatError as error:
+        except (FormatError, RecursionError) as error:
+            # RecursionError: a parser recursed through hostile nesting; the file is bad, not the run.
+            reason_code, message = (
+                ("too_deep", "is nested too deeply to read")
+                if isinstance(error, RecursionError)
+                else ("unreadable_document", str(error))
+            )
             summary.records_read += 1
             if progress is not None:
                 progress.start_file(str(input_file.path), 1)
-            sender.issues([ParseIssue(str(input_file.path), "(file)", str(error), data, "unreadable_document")])
+            sender.issues([ParseIssue(str(input_file.path), "(file)", message, data, reason_code)])
             continue
+        records, out_of_range = split_by_event_time(result.records, event_times)
+        result = ParseResult(records, [*result.issues, *out_of_range])
         bad_lines = len({issue.reference for issue in result.issues})
         summary.records_read += len(result.records) + bad_lines
         if progress is not None:

@@ -372,6 +372,9 @@ def parse_jsonl(data: bytes, source_name: str, *, carrier: str | None = None) ->
                 ParseIssue(reference, "(line)", f"is not valid JSON: {error.msg} at column {error.colno}", line)
             )
             continue
+        except RecursionError:
+            result.issues.append(ParseIssue(reference, "(line)", "is JSON nested too deeply to read", line, "too_deep"))
+            continue
         _add(result, _build(record, reference, line, carrier, lambda path: path))
     return result
 

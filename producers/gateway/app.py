@@ -38,8 +38,10 @@ from producers.gateway.ingest import (
     ParsedBatch,
     Problem,
     RequestRejectedError,
+    bound_event_times,
     dead_letter_groups,
     forbidden_records,
+    out_of_scope,
     parse_format_body,
     parse_scan_batch,
 )
@@ -62,12 +64,17 @@ HTTP ingest of carriers' scans into parcelstream.
 
 * **Authentication**: `Authorization: Bearer psk_<id>_<secret>`, one API key per carrier, created
   with `parcelstream keys create`. Unknown or revoked keys get 401.
-* **Authorisation**: every record must carry the key's carrier code and one of its allowed sources
-  (403, naming the record). Formats without a carrier code of ours (FSU, XFSU, ONE Record, EMSEVT,
+* **Authorisation**: every record must carry the key's carrier code, one of its allowed sources and
+  one of its allowed scan codes (403, naming the record and the field). Shipment facts
+  (`ORDER_CREATED`, a scan's `shipment`: merchant, destination) need a key created with
+  `--codes ORDER_CREATED,...`; keys created without `--codes` (and keys from before scopes) may
+  send every other code. Formats without a carrier code of ours (FSU, XFSU, ONE Record, EMSEVT,
   EPCIS, carrier CSV) are attributed to the key's carrier.
 * **All or nothing**: if any record is invalid the whole batch is rejected with 422, listing every
   problem with its record and field path (`records[3].event_time`); nothing of it is published
   (the invalid records go to the dead-letter topic for operations). Fix and resend the batch.
+* **Event times**: a record dated later than now + `PARCELSTREAM_MAX_FUTURE` (1 day) or earlier
+  than now - `PARCELSTREAM_MAX_AGE` (365 days) is invalid (422, reason `event_time_out_of_range`).
 * **Limits**: body size (`PARCELSTREAM_GATEWAY_MAX_BODY_BYTES`) and records per request
   (`PARCELSTREAM_GATEWAY_MAX_RECORDS`) → 413; records per second per carrier, a token bucket in
   Redis shared by every gateway process (`PARCELSTREAM_GATEWAY_RATE_LIMIT`, `..._BURST`) → 429
@@ -123,7 +130,7 @@ INGEST_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     },
     400: _error("A malformed header (Idempotency-Key)."),
     401: _error("Missing, unknown or revoked API key.", {"WWW-Authenticate": "Bearer"}),
-    403: _error("A record of another carrier, or of a source the key does not allow."),
+    403: _error("A record of another carrier, or of a source, code or shipment facts the key does not allow."),
     409: _error("A request with the same Idempotency-Key is still being processed."),
     413: _error("The body or the number of records is over the limit."),
     422: _error("Invalid records (each problem with record and field), or an unreadable body."),
@@ -367,7 +374,10 @@ class _Ingest:
                 f"carrier {key.carrier} is over its rate limit of {gateway.settings.gateway_rate_limit:g} records/s",
                 headers={"Retry-After": str(decision.retry_after_s)},
             )
-        forbidden = forbidden_records(batch.claims, key, field_prefix=self.endpoint == "/v1/scans")
+        bound_event_times(batch, gateway.settings)
+        native = self.endpoint == "/v1/scans"
+        forbidden = forbidden_records(batch.claims, key, field_prefix=native)
+        forbidden += out_of_scope(batch.records, key, field_prefix=native)
         if forbidden:
             names = ", ".join(dict.fromkeys(problem.reference for problem in forbidden))
             raise RequestRejectedError(403, "forbidden_records", f"this API key may not publish {names}", forbidden)

@@ -83,8 +83,24 @@ def keys_create(
     carrier: Annotated[str, typer.Option(help="Carrier code the key publishes for (e.g. CK).", show_default=False)],
     source: Annotated[
         list[str],
-        typer.Option(help="Scan source the key may publish (repeat: --source flight --source warehouse).", min=1),
+        typer.Option(
+            "--source",
+            "--sources",
+            help="Scan source the key may publish (repeat, or comma-separated: --sources flight,warehouse).",
+            min=1,
+        ),
     ],
+    codes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--codes",
+            "--code",
+            help="Scan codes the key may publish (repeat, or comma-separated). Default: every code but "
+            "ORDER_CREATED. Only a key granted ORDER_CREATED (shipper, merchant, warehouse) may set shipment "
+            "facts (merchant, destination).",
+            show_default=False,
+        ),
+    ] = None,
     redis_url: RedisUrl = None,
     redis_prefix: RedisPrefix = None,
 ) -> None:
@@ -92,13 +108,15 @@ def keys_create(
     from producers.gateway.keys import ApiKeyError
 
     settings = _settings(redis_url=redis_url, redis_prefix=redis_prefix)
+    sources = [name.strip() for item in source for name in item.split(",") if name.strip()]
     try:
-        issued = _with_store(settings, lambda store: store.create(carrier, source))
+        issued = _with_store(settings, lambda store: store.create(carrier, sources, codes or []))
     except ApiKeyError as error:
         raise _fail(str(error)) from None
     err_console.print(
         f"created key [bold]{issued.api_key.key_id}[/bold] for carrier {carrier} "
-        f"(sources {', '.join(issued.api_key.sources)}). Give the carrier this key now: it is not shown again.",
+        f"(sources {', '.join(issued.api_key.sources)}; codes {issued.api_key.codes_shown}). "
+        "Give the carrier this key now: it is not shown again.",
         markup=True,
     )
     out_console.print(issued.key, markup=False)
@@ -106,15 +124,15 @@ def keys_create(
 
 @keys_app.command("list")
 def keys_list(redis_url: RedisUrl = None, redis_prefix: RedisPrefix = None) -> None:
-    """List API keys (ids, carriers, sources, state); the keys themselves are never stored."""
+    """List API keys (ids, carriers, sources, codes, state); the keys themselves are never stored."""
     settings = _settings(redis_url=redis_url, redis_prefix=redis_prefix)
     keys = _with_store(settings, lambda store: store.list())
     table = Table(title=f"API keys under '{settings.redis_prefix}'", title_justify="left")
-    for column in ("key id", "carrier", "sources", "created", "state"):
-        table.add_column(column)
+    for column in ("key id", "carrier", "sources", "codes", "created", "state"):
+        table.add_column(column, no_wrap=column in ("key id", "carrier"), overflow="fold")
     for key in keys:
         state = "active" if key.active else f"revoked {_time(key.revoked_ms)}"
-        table.add_row(key.key_id, key.carrier, ", ".join(key.sources), _time(key.created_ms), state)
+        table.add_row(key.key_id, key.carrier, ", ".join(key.sources), key.codes_shown, _time(key.created_ms), state)
     out_console.print(table)
     err_console.print(f"{len(keys)} key(s), {sum(key.active for key in keys)} active")
 
@@ -208,6 +226,20 @@ def gateway(
             show_default=False,
         ),
     ] = None,
+    max_future: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds an event time may lie ahead of now (422 beyond). Default: $PARCELSTREAM_MAX_FUTURE or 86400.",
+            show_default=False,
+        ),
+    ] = None,
+    max_age: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds an event time may lie behind now (422 beyond). Default: $PARCELSTREAM_MAX_AGE or 31536000.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP ingest gateway for carriers' scans (API keys: `keys create`).
 
@@ -233,6 +265,8 @@ def gateway(
         gateway_max_records=max_records,
         gateway_rate_limit=rate_limit,
         gateway_burst=burst,
+        max_future=max_future,
+        max_age=max_age,
     )
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
     try:

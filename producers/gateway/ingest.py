@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from producers.event_times import split_by_event_time
 from producers.formats import FormatError, ParsedRecord, ParseIssue, parser_for
 from producers.formats.native import parse_jsonl
-from producers.gateway.keys import ApiKey
+from producers.gateway.keys import SHIPMENT_FACTS_CODE, ApiKey
+from schemas.event_time import EventTimeSettings
 
 #: Formats whose records name their carrier: checked against the key's carrier (403). Every other
 #: format carries no carrier code of ours, so its records are attributed to the key's carrier.
@@ -98,6 +101,13 @@ def parse_scan_batch(body: bytes, max_records: int) -> ParsedBatch:
         document = json.loads(body, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as error:
         raise RequestRejectedError(422, "invalid_body", f"the body is not a JSON document: {error}") from None
+    except RecursionError:
+        raise RequestRejectedError(
+            422,
+            "too_deep",
+            "the body is JSON nested too deeply to read",
+            [Problem("(body)", "(document)", "nested too deeply", "too_deep")],
+        ) from None
     if not isinstance(document, dict) or not isinstance(document.get("records"), list):
         raise RequestRejectedError(
             422,
@@ -147,6 +157,12 @@ def parse_format_body(format_name: str, body: bytes, carrier: str, max_records: 
             f"the {format_name} document cannot be read: {error}",
             [Problem(source_name, "(document)", str(error), "unreadable_document")],
         ) from None
+    except RecursionError:
+        # A parser that recursed through hostile nesting: the document, not the gateway, is at fault.
+        message = f"the {format_name} document is nested too deeply to read"
+        raise RequestRejectedError(
+            422, "too_deep", message, [Problem(source_name, "(document)", "nested too deeply", "too_deep")]
+        ) from None
     batch = ParsedBatch(records=result.records, issues=result.issues)
     if batch.size > max_records:
         raise _too_many(batch.size, max_records)
@@ -158,6 +174,21 @@ def parse_format_body(format_name: str, body: bytes, carrier: str, max_records: 
         (record.reference, None, record.value.get("carrier"), record.value.get("source")) for record in stated
     ]
     return batch
+
+
+_RECORD_INDEX: Final = re.compile(r"records\[(\d+)\]")
+
+
+def bound_event_times(batch: ParsedBatch, bounds: EventTimeSettings, now_ms: int | None = None) -> None:
+    """Move records dated outside ``bounds`` from the batch's records to its issues and problems
+    (``event_time_out_of_range``, 422): the stream processor's clock must not follow them."""
+    batch.records, issues = split_by_event_time(batch.records, bounds, now_ms)
+    for issue in issues:
+        match = _RECORD_INDEX.fullmatch(issue.reference)
+        index = int(match.group(1)) if match else None
+        path = f"{issue.reference}.event_time" if match else issue.field
+        batch.issues.append(dataclasses.replace(issue, field=path))
+        batch.problems.append(Problem(issue.reference, path, issue.message, issue.reason_code, index))
 
 
 def forbidden_records(
@@ -173,6 +204,31 @@ def forbidden_records(
         if isinstance(source, str) and source and source not in key.sources:
             message = f"source {source!r} is not allowed for this API key (allowed: {', '.join(key.sources)})"
             problems.append(Problem(reference, f"{prefix}source", message, "source_not_allowed", index))
+    return problems
+
+
+def out_of_scope(records: Iterable[ParsedRecord], key: ApiKey, field_prefix: bool) -> list[Problem]:
+    """Parsed scans outside the key's codes, or carrying shipment facts the key was not granted."""
+    problems = []
+    for record in records:
+        if record.kind != "scan":
+            continue
+        match = _RECORD_INDEX.fullmatch(record.reference)
+        index = int(match.group(1)) if match else None
+        prefix = f"{record.reference}." if field_prefix else ""
+        code = record.value["code"]
+        if (code == SHIPMENT_FACTS_CODE or record.value.get("shipment") is not None) and not key.shipment_facts:
+            field = "code" if code == SHIPMENT_FACTS_CODE else "shipment"
+            what = f"code {code!r}" if field == "code" else "a shipment"
+            message = (
+                f"{what} sets shipment facts (merchant, destination), which this API key may not; "
+                f"they need a key created with --codes {SHIPMENT_FACTS_CODE},..."
+            )
+            problems.append(Problem(record.reference, f"{prefix}{field}", message, "shipment_facts_not_allowed", index))
+            continue
+        if code not in key.codes:
+            message = f"code {code!r} is not allowed for this API key (allowed: {key.codes_shown})"
+            problems.append(Problem(record.reference, f"{prefix}code", message, "code_not_allowed", index))
     return problems
 
 

@@ -1,13 +1,22 @@
 """Per-carrier API keys: ``psk_<key id>_<secret>``, shown once when created, stored hashed in Redis
 (the scheme, hashing and constant-time check are ``schemas/api_keys.py``'s).
 
-Redis holds, under ``<prefix>:gateway:key:<key id>``, the carrier code, the allowed scan sources and
-the SHA-256 of the secret, never the key itself; ``<prefix>:gateway:keys`` lists the key ids.
-Revoking keeps the record (marked revoked) so ``keys list`` still shows it.
+Redis holds, under ``<prefix>:gateway:key:<key id>``, the carrier code, the key's scope (scan
+sources and scan codes) and the SHA-256 of the secret, never the key itself;
+``<prefix>:gateway:keys`` lists the key ids. Revoking keeps the record (marked revoked) so
+``keys list`` still shows it.
+
+Scope: a key publishes only its sources and its codes (403 otherwise). Shipment facts (the code
+``ORDER_CREATED`` and a scan's ``shipment``: merchant, destination postcode, service level) decide
+whose webhooks get a parcel's updates and which postcode opens its tracking page, so only keys
+granted ``ORDER_CREATED`` explicitly (the shipper's, merchant's or warehouse's) may send them. A key
+created without ``--codes``, and every key stored before scopes existed (no ``codes`` field), may
+publish every other code of its sources but no shipment facts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from dataclasses import dataclass
@@ -17,8 +26,13 @@ from redis.asyncio import Redis
 
 from producers.formats.native import SOURCES
 from schemas.api_keys import CARRIER_KEYS, secret_hash, secret_matches
+from schemas.scan_codes import SCAN_CODES
 
 CARRIER_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+#: The code that carries shipment facts; granted only explicitly (``--codes ORDER_CREATED,...``).
+SHIPMENT_FACTS_CODE: Final = "ORDER_CREATED"
+#: Codes of a key created without ``--codes`` or stored before scopes existed.
+DEFAULT_CODES: Final = tuple(code for code in SCAN_CODES if code != SHIPMENT_FACTS_CODE)
 
 
 class ApiKeyError(ValueError):
@@ -32,16 +46,37 @@ class ApiKey:
     sources: tuple[str, ...]
     created_ms: int
     revoked_ms: int | None = None
+    codes: tuple[str, ...] = DEFAULT_CODES
 
     @property
     def active(self) -> bool:
         return self.revoked_ms is None
+
+    @property
+    def shipment_facts(self) -> bool:
+        """Whether the key may send ORDER_CREATED and a scan's shipment facts."""
+        return SHIPMENT_FACTS_CODE in self.codes
+
+    @property
+    def codes_shown(self) -> str:
+        return "all but ORDER_CREATED" if self.codes == DEFAULT_CODES else ", ".join(self.codes)
 
 
 @dataclass(frozen=True)
 class IssuedKey:
     key: str  # the only time the plain key exists: give it to the carrier, it is not stored
     api_key: ApiKey
+
+
+def check_codes(codes: list[str]) -> tuple[str, ...]:
+    """The de-duplicated codes of ``--codes`` (each may be comma-separated); none given: DEFAULT_CODES."""
+    wanted = [code.strip() for item in codes for code in item.split(",") if code.strip()]
+    if not wanted:
+        return DEFAULT_CODES
+    unknown = [code for code in wanted if code not in SCAN_CODES]
+    if unknown:
+        raise ApiKeyError(f"unknown scan code(s) {', '.join(unknown)}; known: schemas/scan_codes.py")
+    return tuple(dict.fromkeys(wanted))
 
 
 def check_key_request(carrier: str, sources: list[str]) -> tuple[str, ...]:
@@ -70,13 +105,17 @@ class KeyStore:
     def _index_key(self) -> str:
         return f"{self.prefix}:gateway:keys"
 
-    async def create(self, carrier: str, sources: list[str]) -> IssuedKey:
+    async def create(self, carrier: str, sources: list[str], codes: list[str] | None = None) -> IssuedKey:
+        """A new key for ``carrier`` and its scope (``codes`` None or empty: DEFAULT_CODES)."""
         allowed = check_key_request(carrier, sources)
+        allowed_codes = check_codes(codes or [])
         key_id, secret, key = CARRIER_KEYS.generate()
         created_ms = time.time_ns() // 1_000_000
         fields = {
             "carrier": carrier,
             "sources": ",".join(allowed),
+            # Empty: the default scope, which follows the code list as it grows.
+            "codes": "" if allowed_codes == DEFAULT_CODES else ",".join(allowed_codes),
             "secret_sha256": secret_hash(secret),
             "created_ms": str(created_ms),
         }
@@ -84,7 +123,7 @@ class KeyStore:
             pipe.hset(self._record_key(key_id), mapping=fields)
             pipe.sadd(self._index_key, key_id)
             await pipe.execute()
-        return IssuedKey(key, ApiKey(key_id, carrier, allowed, created_ms))
+        return IssuedKey(key, ApiKey(key_id, carrier, allowed, created_ms, codes=allowed_codes))
 
     async def get(self, key_id: str) -> tuple[ApiKey, str] | None:
         """The key's record and its secret hash, or None when the id is unknown."""
@@ -98,6 +137,8 @@ class KeyStore:
             sources=tuple(source for source in fields.get("sources", "").split(",") if source),
             created_ms=int(fields["created_ms"]),
             revoked_ms=int(revoked) if revoked else None,
+            # No codes field (a key stored before scopes) or an empty one: the default scope.
+            codes=tuple(code for code in fields.get("codes", "").split(",") if code) or DEFAULT_CODES,
         )
         return api_key, fields["secret_sha256"]
 
@@ -116,7 +157,7 @@ class KeyStore:
             return api_key
         revoked_ms = time.time_ns() // 1_000_000
         await self.redis.hset(self._record_key(key_id), "revoked_ms", str(revoked_ms))
-        return ApiKey(api_key.key_id, api_key.carrier, api_key.sources, api_key.created_ms, revoked_ms)
+        return dataclasses.replace(api_key, revoked_ms=revoked_ms)
 
     async def authenticate(self, presented: str) -> ApiKey | None:
         """The active key whose secret matches ``presented``, else None (unknown, wrong or revoked)."""

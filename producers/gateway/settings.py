@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from schemas.event_time import EventTimeSettings
 from schemas.settings import PipelineSettings
 
 
-class GatewaySettings(PipelineSettings):
+class GatewaySettings(PipelineSettings, EventTimeSettings):
+    """Also PARCELSTREAM_MAX_FUTURE / PARCELSTREAM_MAX_AGE: records dated outside get 422."""
+
     redis_url: str = "redis://127.0.0.1:6379/0"
     """Redis holding API keys, idempotency records and rate-limit buckets (PARCELSTREAM_REDIS_URL)."""
     redis_prefix: str = "parcelstream"

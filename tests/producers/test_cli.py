@@ -88,7 +88,8 @@ def test_xfsu_files_with_format_xfsu(
 ) -> None:
     departure, unknown = XFSU_FIXTURES / "dep_part_shipment.xml", XFSU_FIXTURES / "unknown_status.xml"
     connection = ["--bootstrap-servers", bootstrap_servers, "--topic-prefix", topics.prefix]
-    result = run_publish(str(departure), str(unknown), "--format", "xfsu", *connection)
+    # The fixtures are dated 2024: --max-age lets them through (the default is 365 days).
+    result = run_publish(str(departure), str(unknown), "--format", "xfsu", "--max-age", "3153600000", *connection)
 
     assert result.returncode == 2, result.stderr
     assert f"{unknown} status 1 ReportedStatus[0].ReasonCode: unknown iata-xfsu code 'ZZZ'" in result.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from deploy.embedded import free_port
 from producers.formats.native import parse_jsonl
 from producers.publish import PublishSetupError, check_broker, publish_files
 from producers.publisher import Publisher
+from schemas.event_time import EventTimeSettings
 from schemas.topics import TopicNames
 from tests.producers.conftest import ReadMessage
 
@@ -195,3 +197,58 @@ def test_setup_problems_are_found_before_publishing(tmp_path: Path, bootstrap_se
         publish_files([tmp_path / "missing.jsonl"], None, nowhere)
     with pytest.raises(PublishSetupError, match="do not exist"):
         check_broker(bootstrap_servers, TopicNames("no-such-prefix"), timeout=10)
+
+
+def _iso_days_from_now(days: float) -> str:
+    moment = datetime.now(UTC) + timedelta(days=days)
+    return moment.isoformat(timespec="seconds")
+
+
+def test_event_time_out_of_range_is_dead_lettered_with_its_reason(
+    tmp_path: Path, publisher: Publisher, topics: TopicNames, read_topic: Callable[[str, int], list[ReadMessage]]
+) -> None:
+    path = tmp_path / "times.jsonl"
+    lines = [
+        scan("t1", tracking_number="LP000000001CN", event_time=_iso_days_from_now(-1)),
+        scan("t2", tracking_number="LP000000002CN", event_time="2100-01-01T00:00:00Z"),  # fires every deadline
+        scan("t3", tracking_number="LP000000003CN", event_time="1971-01-01T00:00:00Z"),  # wins "earliest"
+        scan("t4", tracking_number="LP000000004CN", event_time=_iso_days_from_now(2)),  # beyond --max-future
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+    summary = publish_files([path], "jsonl", publisher, flush_timeout=25, event_times=EventTimeSettings())
+
+    assert summary.exit_code == 2
+    assert summary.published == {topics.scans: 1}
+    assert [m.decoded.value["event_id"] for m in read_topic(topics.scans, 1)] == ["t1"]
+    dead_letters = {m.decoded.value["source_reference"]: m.decoded.value for m in read_topic(topics.dead_letters, 3)}
+    assert set(dead_letters) == {f"{path}:2", f"{path}:3", f"{path}:4"}
+    assert {d["reason_code"] for d in dead_letters.values()} == {"event_time_out_of_range"}
+    assert "later than now" in dead_letters[f"{path}:2"]["reason"]
+    assert "PARCELSTREAM_MAX_AGE" in dead_letters[f"{path}:3"]["reason"]
+    assert json.loads(dead_letters[f"{path}:2"]["payload"])["event_id"] == "t2"
+
+
+def test_event_time_bounds_are_settings(tmp_path: Path, publisher: Publisher, topics: TopicNames) -> None:
+    path = tmp_path / "times.jsonl"
+    path.write_text(scan("t5", tracking_number="LP000000005CN", event_time=_iso_days_from_now(2)) + "\n")
+    wider = EventTimeSettings(max_future=3 * 86400)
+    summary = publish_files([path], "jsonl", publisher, flush_timeout=25, event_times=wider)
+    assert summary.exit_code == 0
+    assert summary.published == {topics.scans: 1}
+
+
+def test_recursion_deep_json_line_is_dead_lettered_not_a_crash(
+    tmp_path: Path, publisher: Publisher, topics: TopicNames, read_topic: Callable[[str, int], list[ReadMessage]]
+) -> None:
+    path = tmp_path / "deep.jsonl"
+    deep = '{"event_id": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    path.write_text(deep + "\n" + scan("d1", tracking_number="LP000000006CN", event_time=_iso_days_from_now(0)) + "\n")
+
+    summary = publish_files([path], "jsonl", publisher, flush_timeout=25)
+
+    assert summary.exit_code == 2
+    assert summary.published == {topics.scans: 1}
+    (dead_letter,) = [m.decoded.value for m in read_topic(topics.dead_letters, 1)]
+    assert dead_letter["reason_code"] == "too_deep"
+    assert dead_letter["source_reference"] == f"{path}:1"
