@@ -39,6 +39,8 @@ from schemas.kafka_clients import consumer_config, producer_config
 from schemas.statuses import STATUSES
 
 STAGE = "projector"
+#: Dead-letter reason code of a record whose handling raised (the exception class is in the reason).
+PROCESSING_ERROR = "processing_error"
 
 
 class ProjectorError(RuntimeError):
@@ -197,6 +199,7 @@ class Projector:
         self, consumer: Consumer, dead_letters: DeadLetterSink, messages: list[Message], stop: threading.Event
     ) -> None:
         items: list[tuple[str, ProjectedParcel | None]] = []
+        sources: dict[str, list[Message]] = {}  # the records behind each parcel's change
         offsets: dict[tuple[str, int], int] = {}
         movement_messages: list[Message] = []
         for message in messages:
@@ -212,19 +215,32 @@ class Projector:
                 continue
             self.stats.messages += 1
             try:
-                items.append(self._decode(message))
+                item = self._decode(message)
             except InvalidRecordError as invalid:
                 dead_letters.send(message, invalid.reason_code, invalid.reason)
                 self.stats.dead_lettered += 1
+                continue
+            except Exception as error:  # one bad record must not stop the stage
+                dead_letters.send(message, PROCESSING_ERROR, _processing_reason(error))
+                self.stats.dead_lettered += 1
+                continue
+            items.append(item)
+            sources.setdefault(item[0], []).append(message)
         changes = reduce_batch(items)
         # States folded away by a newer one of the same batch changed nothing either.
         self.stats.stale += sum(state is not None for _, state in items) - sum(
             change.state is not None for change in changes.values()
         )
-        if changes and not self._retry_redis(lambda: self._apply(changes), stop):
+        failed: dict[str, Exception] = {}
+        if changes and not self._retry_redis(lambda: failed.update(self._apply(changes)), stop):
             return  # stopped while Redis was down: the batch is not committed and will be replayed
-        if (movement_messages or changes) and not self._retry_redis(
-            lambda: self._apply_movements(movement_messages, changes), stop
+        for tracking_number, error in failed.items():
+            for message in sources[tracking_number]:
+                dead_letters.send(message, PROCESSING_ERROR, _processing_reason(error))
+                self.stats.dead_lettered += 1
+        applied = {tn: change for tn, change in changes.items() if tn not in failed}
+        if (movement_messages or applied) and not self._retry_redis(
+            lambda: self._apply_movements(movement_messages, applied), stop
         ):
             return
         dead_letters.flush()
@@ -249,7 +265,8 @@ class Projector:
             ) from error
         return (state := project(decoded.value)).tracking_number, state
 
-    def _apply(self, changes: dict[str, ParcelChange]) -> None:
+    def _apply(self, changes: dict[str, ParcelChange]) -> dict[str, Exception]:
+        """Write the batch; returns the parcels whose change raised (left out, to be dead-lettered)."""
         tracking_numbers = sorted(changes)
         hash_keys = [self.keys.parcel(tn) for tn in tracking_numbers]
         with self.redis.pipeline(transaction=True) as pipe:
@@ -257,23 +274,21 @@ class Projector:
                 try:
                     pipe.watch(*hash_keys)
                     plans: list[WritePlan] = []
+                    failed: dict[str, Exception] = {}
                     applied = deleted = stale = 0
                     for tn, hash_key in zip(tracking_numbers, hash_keys, strict=True):
-                        stored = StoredIndexEntry.from_values(pipe.hmget(hash_key, StoredIndexEntry.FIELDS))
-                        change = changes[tn]
-                        if change.delete:
-                            delete = plan_delete(self.keys, tn, stored)
-                            if delete is not None:
-                                plans.append(delete)
-                                deleted += 1
-                            stored = None
-                        if change.state is not None:
-                            write = plan_write(self.keys, change.state, stored)
-                            if write is None:
-                                stale += 1
-                            else:
-                                plans.append(write)
-                                applied += 1
+                        values = pipe.hmget(hash_key, StoredIndexEntry.FIELDS)
+                        try:
+                            planned = _plan(self.keys, tn, changes[tn], StoredIndexEntry.from_values(values))
+                        except Exception as error:  # e.g. a stored hash no projector wrote
+                            failed[tn] = error
+                            continue
+                        plans.extend(planned.plans)
+                        applied, deleted, stale = (
+                            applied + planned.applied,
+                            deleted + planned.deleted,
+                            stale + planned.stale,
+                        )
                     pipe.multi()
                     for plan in plans:
                         queue_plan(pipe, plan)
@@ -292,6 +307,7 @@ class Projector:
         self._refresh_status_counts()
         if time.monotonic() >= self._next_backlog:
             self._refresh_backlog()
+        return failed
 
     def _apply_movements(self, messages: list[Message], changes: dict[str, ParcelChange]) -> None:
         """The movement board (``consumers/movements.py``): manifests and unit scans first, then the
@@ -368,6 +384,38 @@ class Projector:
                 )
         except KafkaException:
             pass  # lag is best effort; the next round tries again
+
+
+@dataclass
+class _Planned:
+    plans: list[WritePlan]
+    applied: int = 0
+    deleted: int = 0
+    stale: int = 0
+
+
+def _plan(keys: Keys, tracking_number: str, change: ParcelChange, stored: StoredIndexEntry | None) -> _Planned:
+    """One parcel's writes for its change in a batch."""
+    planned = _Planned([])
+    if change.delete:
+        delete = plan_delete(keys, tracking_number, stored)
+        if delete is not None:
+            planned.plans.append(delete)
+            planned.deleted += 1
+        stored = None
+    if change.state is not None:
+        write = plan_write(keys, change.state, stored)
+        if write is None:
+            planned.stale += 1
+        else:
+            planned.plans.append(write)
+            planned.applied += 1
+    return planned
+
+
+def _processing_reason(error: Exception) -> str:
+    # The class names the bug; the message is cut, since it may quote the record.
+    return f"{type(error).__name__}: {str(error)[:500]}"
 
 
 def queue_plan(pipe: redis.client.Pipeline, plan: WritePlan) -> None:

@@ -25,6 +25,8 @@ from schemas.codec import Codec, DecodeError, default_codec
 from schemas.kafka_clients import consumer_config
 
 log = logging.getLogger(__name__)
+#: Dead-letter reason code of a record whose handling raised (the exception class is in the reason).
+PROCESSING_ERROR = "processing_error"
 
 
 @dataclass
@@ -77,13 +79,30 @@ class UpdateConsumer:
             self.stats.dead_lettered += 1
             return
         self.stats.updates += 1
-        candidates = self.subscriptions.for_update(update.get("merchant"), update["tracking_number"])
-        for job in jobs_for_update(update, candidates, int(self.clock() * 1000)):
-            if self.outbox.enqueue(job):
-                self.stats.enqueued += 1
-            else:
-                self.stats.duplicates += 1
-                NOTIFICATIONS.labels(channel=job.channel, outcome="skipped_duplicate").inc()
+        try:
+            candidates = self.subscriptions.for_update(update.get("merchant"), update["tracking_number"])
+            for job in jobs_for_update(update, candidates, int(self.clock() * 1000)):
+                if self.outbox.enqueue(job):
+                    self.stats.enqueued += 1
+                else:
+                    self.stats.duplicates += 1
+                    NOTIFICATIONS.labels(channel=job.channel, outcome="skipped_duplicate").inc()
+        except (redis.RedisError, DeadLetterError):
+            raise  # the store, not the record: the batch is retried
+        except Exception as error:  # one bad record must not stop the stage (e.g. a date in year 9999)
+            # Jobs enqueued before the error stay: each is delivered once, by its idempotency key.
+            self.dead_letters.publish(
+                reason_code=PROCESSING_ERROR,
+                reason=f"{message.topic()}[{message.partition()}]@{message.offset()}: "
+                f"{type(error).__name__}: {str(error)[:500]}",
+                payload=message.value() or b"",
+                key=message.key(),
+                source_topic=message.topic(),
+                source_partition=message.partition(),
+                source_offset=message.offset(),
+            )
+            self.stats.dead_lettered += 1
+            log.warning("notifier: dead-lettered a status update whose handling raised %s", type(error).__name__)
 
     def _handle_batch(self, messages: list[Message], stop: threading.Event) -> bool:
         """Handle every record, retrying the whole (idempotent) batch while Redis or the broker fails."""

@@ -176,3 +176,37 @@ def test_invalid_and_undecodable_records_are_dead_lettered_and_the_projector_goe
     assert not redis_client.exists(keys.parcel("LX000000001CN"))
     assert redis_client.zrange(keys.status_index("InTransit"), 0, -1) == ["LX000000002CN"]
     assert not [key for key in redis_client.scan_iter(match=f"{consumer_settings.redis_prefix}*") if "<" in key]
+
+
+def test_isolation_a_record_whose_handling_raises_is_dead_lettered_and_the_projector_goes_on(
+    readers: Callable[[str], TopicReader],
+    topics: TopicNames,
+    consumer_settings: ConsumerSettings,
+    state_producer: StateProducer,
+    run_projector: RunProjector,
+    redis_client: redis.Redis,
+) -> None:
+    keys = Keys(consumer_settings.redis_prefix)
+    # A hash no projector wrote (another tool, a bad restore): its version is not a number, so
+    # planning this parcel's write raises ValueError. Before, the projector died on it, restarted
+    # and met the same record again.
+    redis_client.hset(keys.parcel("LX000000007CN"), mapping={"version": "seven", "status": "InTransit"})
+    state_producer.send(parcel_state("LX000000007CN", 3, "InTransit"))
+    state_producer.send(parcel_state("LX000000008CN", 1, "InTransit"))
+    state_producer.flush()
+    projector = run_projector(consumer_settings)
+
+    reader = readers(topics.dead_letters)
+    wait_for(lambda: reader.poll() >= 1, 30, "a dead letter")
+    (dead_letter,) = reader.values()
+    assert dead_letter["reason_code"] == "processing_error"
+    assert dead_letter["reason"].startswith("ValueError: ")
+    assert dead_letter["key"] == b"LX000000007CN"
+    assert dead_letter["stage"] == "projector"
+    wait_for(lambda: redis_client.hget(keys.parcel("LX000000008CN"), "status") == "InTransit", 30, "the next parcel")
+
+    # The stage goes on: a later record is projected too.
+    state_producer.send(parcel_state("LX000000009CN", 1, "Delivered"))
+    state_producer.flush()
+    wait_for(lambda: redis_client.hget(keys.parcel("LX000000009CN"), "status") == "Delivered", 30, "a later parcel")
+    assert projector.stats.dead_lettered == 1

@@ -140,3 +140,39 @@ def test_undecodable_record_goes_to_dead_letters_and_the_rest_goes_on(
     assert dead_letter["stage"] == "notifier"
     assert dead_letter["reason_code"] == "unknown_schema_id"
     assert dead_letter["source_topic"] == topics.status_updates and dead_letter["key"] == b"LP-OK"
+
+
+def test_isolation_an_update_whose_handling_raises_is_dead_lettered_and_the_rest_goes_on(
+    settings_factory, webhook_receiver, redis_url, bootstrap_servers, topics, readers
+) -> None:
+    """A StatusUpdate dated 9999-12-31 23:59:59 UTC at +01:00 passes the edge; building its webhook
+    payload raises (year 10000). Before, the notifier died on it and met it again at every restart."""
+    settings = settings_factory(notifier_session_timeout_ms=6000)
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    url = webhook_receiver.url("/iso", "s3cret")
+    for tracking_number in ("LP-POISON", "LP-AFTER"):
+        SubscriptionStore(client, settings.redis_prefix).add(
+            new_subscription(
+                scope="tracking_number", target=tracking_number, channel="webhook", address=url, secret="s3cret"
+            )
+        )
+    client.close()
+    poison = status_update("LP-POISON", 1, "Delivered")
+    poison["event_time_ms"] = 253_402_300_799_000  # 9999-12-31T23:59:59Z
+    publish_updates(bootstrap_servers, topics.status_updates, [poison, status_update("LP-AFTER", 1, "Delivered")])
+
+    stop, thread, summaries = _run_in_background(settings)
+    try:
+        wait_for(lambda: len(webhook_receiver.delivered("/iso")) == 1, timeout=40, what="the update after the poison")
+    finally:
+        _stop(stop, thread)
+
+    reader = readers(topics.dead_letters)
+    wait_for(lambda: reader.poll() >= 1, 20, "the dead letter")
+    (dead_letter,) = reader.values()
+    assert (dead_letter["stage"], dead_letter["reason_code"]) == ("notifier", "processing_error")
+    assert "OverflowError" in dead_letter["reason"] or "ValueError" in dead_letter["reason"]
+    assert dead_letter["key"] == b"LP-POISON"
+    assert summaries[0].consumer.dead_lettered == 1
