@@ -203,7 +203,8 @@ def plan_stages(options: DemoOptions, log_dir: Path, receiver_port: int) -> list
         ),
         StageProcess(
             "notifier",
-            _parcelstream("notifier", "--metrics-port", str(port + 4)),
+            # The demo's webhook receiver listens on loopback: allow-listed (public HTTPS only otherwise).
+            _parcelstream("notifier", "--metrics-port", str(port + 4), "--egress-allow", "127.0.0.1/32"),
             f"http://127.0.0.1:{port + 4}/metrics",
             log_dir / "notifier.log",
         ),

@@ -207,6 +207,8 @@ class StageLauncher:
             "PARCELSTREAM_NOTIFIER_RATE_PER_ENDPOINT": "1000",
             "PARCELSTREAM_NOTIFIER_RETRY_BASE_DELAY_S": "0.2",
             "PARCELSTREAM_NOTIFIER_REQUEST_TIMEOUT_S": "5",
+            # The tests' webhook receivers listen on loopback: allow-listed, as an operator would.
+            "PARCELSTREAM_NOTIFIER_EGRESS_ALLOW": "127.0.0.1/32,::1/128",
         }
         env.update({f"PARCELSTREAM_{key.upper()}": value for key, value in settings.items()})
         return self.start(name, python_command("consumers", "notifier"), env, metrics_port)

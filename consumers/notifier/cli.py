@@ -14,12 +14,13 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import httpx
 import redis
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Column, Table
 
+from consumers.notifier.egress import egress_client
 from consumers.notifier.merchant_keys import MerchantKeyError, MerchantKeyStore
 from consumers.notifier.messages import LANGUAGES, SAMPLE_UPDATE
 from consumers.notifier.model import SubscriptionError, jobs_for_update, mask_address, new_subscription
@@ -47,7 +48,12 @@ REDIS_PREFIX_HELP = "Redis key prefix (env PARCELSTREAM_REDIS_PREFIX; default pa
 
 
 def _settings(**overrides: Any) -> NotifierSettings:
-    return NotifierSettings(**{name: value for name, value in overrides.items() if value is not None})
+    try:
+        return NotifierSettings(**{name: value for name, value in overrides.items() if value is not None})
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = f"PARCELSTREAM_{str(first['loc'][0]).upper()}" if first["loc"] else "settings"
+        raise _fail(f"invalid {where}: {first['msg']}") from None
 
 
 def _fail(message: str) -> typer.Exit:
@@ -178,7 +184,7 @@ def test(
     async def send_once() -> Any:
         if job.channel == "email":
             return await EmailSender(settings.smtp_host, settings.smtp_port, settings.smtp_from, timeout).send(job)
-        async with httpx.AsyncClient(timeout=timeout) as client:
+        async with egress_client(settings.egress_policy, timeout) as client:
             return await WebhookSender(client).send(job)
 
     result = asyncio.run(send_once())
@@ -278,6 +284,12 @@ def notifier(
     smtp_host: str | None = typer.Option(None, help="SMTP server (env PARCELSTREAM_SMTP_HOST; default 127.0.0.1)."),
     smtp_port: int | None = typer.Option(None, help="SMTP port (env PARCELSTREAM_SMTP_PORT; default 25)."),
     smtp_from: str | None = typer.Option(None, help="Sender address of e-mails (env PARCELSTREAM_SMTP_FROM)."),
+    egress_allow: str | None = typer.Option(
+        None,
+        help="Networks webhooks may reach although not public, comma-separated, e.g. 127.0.0.1/32 for a local "
+        "receiver; plain http:// only to these (env PARCELSTREAM_NOTIFIER_EGRESS_ALLOW; default: none, public "
+        "HTTPS only).",
+    ),
 ) -> None:
     """Deliver customer notifications: read status-updates, queue them in Redis, send webhooks and e-mails.
 
@@ -298,6 +310,7 @@ def notifier(
         smtp_host=smtp_host,
         smtp_port=smtp_port,
         smtp_from=smtp_from,
+        notifier_egress_allow=egress_allow,
     )
     _store(settings)  # fail early, in one line, when Redis is down
     stop = threading.Event()

@@ -15,6 +15,7 @@ from email.utils import make_msgid
 
 import httpx
 
+from consumers.notifier.egress import EgressRefusedError
 from consumers.notifier.messages import email_text
 from consumers.notifier.model import NotificationJob
 from consumers.notifier.policy import AttemptResult, Verdict, classify_http_status, parse_retry_after
@@ -38,6 +39,8 @@ class WebhookSender:
         }
         try:
             response = await self.client.post(job.address, content=body, headers=headers)
+        except EgressRefusedError as error:
+            return AttemptResult(Verdict.FAIL, str(error))  # the URL will not change by retrying
         except httpx.TimeoutException as error:
             return AttemptResult(Verdict.RETRY, f"timeout ({type(error).__name__})")
         except httpx.TransportError as error:

@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import redis
 import redis.asyncio
 from prometheus_client import start_http_server
@@ -19,6 +18,7 @@ from consumers.metrics import WORKER_UP
 from consumers.notifier.consumer import ConsumerStats, UpdateConsumer
 from consumers.notifier.dead_letters import DeadLetterProducer
 from consumers.notifier.delivery import DeliveryLoop, DeliveryStats
+from consumers.notifier.egress import egress_client
 from consumers.notifier.policy import RetryPolicy
 from consumers.notifier.senders import EmailSender, WebhookSender
 from consumers.notifier.settings import NotifierSettings
@@ -108,8 +108,7 @@ async def _deliver_until_stopped(
 ) -> NotifierSummary:
     async_redis = redis.asyncio.Redis.from_url(settings.redis_url)
     outbox = Outbox(async_redis, settings.redis_prefix)
-    timeout = httpx.Timeout(settings.notifier_request_timeout_s)
-    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+    async with egress_client(settings.egress_policy, settings.notifier_request_timeout_s) as client:
         loop = DeliveryLoop(
             outbox,
             {

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pydantic import field_validator
+
+from consumers.notifier.egress import EgressPolicy, parse_networks
 from schemas.settings import PipelineSettings
 
 
@@ -26,6 +29,19 @@ class NotifierSettings(PipelineSettings):
     """Deliveries per second to one endpoint (token bucket; bursts up to twice that)."""
     notifier_endpoint_concurrency: int = 4
     """Parcels delivered at once to one endpoint (one parcel's updates always go one by one)."""
+    notifier_egress_allow: str = ""
+    """Networks webhooks may reach although not public, comma-separated (e.g. 127.0.0.1/32 for a local
+    receiver); plain http:// only to these. Empty: public HTTPS endpoints only."""
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_from: str = "notifications@parcelstream.invalid"
+
+    @field_validator("notifier_egress_allow")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)  # fails at start, naming the bad entry
+        return value
+
+    @property
+    def egress_policy(self) -> EgressPolicy:
+        return EgressPolicy(parse_networks(self.notifier_egress_allow))

@@ -38,6 +38,7 @@ class Delivery:
     verified: bool
     status: int
     received: float
+    host: str = ""  # the Host header: the URL's host even when the notifier connected to its address
 
 
 @dataclass
@@ -74,7 +75,13 @@ class WebhookReceiver:
         with self._lock:
             self.requests.append(
                 Delivery(
-                    path, json.loads(body), headers.get(IDEMPOTENCY_HEADER, ""), verified, status, time.monotonic()
+                    path,
+                    json.loads(body),
+                    headers.get(IDEMPOTENCY_HEADER, ""),
+                    verified,
+                    status,
+                    time.monotonic(),
+                    headers.get("Host", ""),
                 )
             )
         return status
@@ -191,6 +198,8 @@ def settings_factory(
             "notifier_retry_base_delay_s": 0.05,
             "notifier_request_timeout_s": 1.0,
             "notifier_rate_per_endpoint": 200.0,
+            # The receivers below listen on loopback: allow-listed, as an operator of a local receiver would.
+            "notifier_egress_allow": "127.0.0.1/32,::1/128",
         }
         values.update(overrides)
         return NotifierSettings(**values)
@@ -249,12 +258,12 @@ class DeliveryStack:
 
 @pytest.fixture
 def delivery_stack_factory(redis_url: str) -> Iterator[Callable[[NotifierSettings], DeliveryStack]]:
-    import httpx
     import redis
     import redis.asyncio
 
     from consumers.notifier.dead_letters import DeadLetterProducer
     from consumers.notifier.delivery import DeliveryLoop
+    from consumers.notifier.egress import egress_client
     from consumers.notifier.senders import EmailSender, WebhookSender
     from consumers.notifier.service import retry_policy
     from consumers.notifier.store import Outbox, OutboxWriter, SubscriptionStore
@@ -271,7 +280,7 @@ def delivery_stack_factory(redis_url: str) -> Iterator[Callable[[NotifierSetting
 
         async def run(stop: asyncio.Event) -> None:
             async_client = redis.asyncio.Redis.from_url(settings.redis_url)
-            async with httpx.AsyncClient(timeout=settings.notifier_request_timeout_s) as http:
+            async with egress_client(settings.egress_policy, settings.notifier_request_timeout_s) as http:
                 loop = DeliveryLoop(
                     Outbox(async_client, settings.redis_prefix),
                     {

@@ -11,7 +11,12 @@ pytestmark = pytest.mark.integration
 
 
 def _invoke(args: list[str], redis_url: str, redis_prefix: str) -> object:
-    env = {"PARCELSTREAM_REDIS_URL": redis_url, "PARCELSTREAM_REDIS_PREFIX": redis_prefix, "COLUMNS": "200"}
+    env = {
+        "PARCELSTREAM_REDIS_URL": redis_url,
+        "PARCELSTREAM_REDIS_PREFIX": redis_prefix,
+        "COLUMNS": "200",
+        "PARCELSTREAM_NOTIFIER_EGRESS_ALLOW": "127.0.0.1/32",  # the receivers listen on loopback
+    }
     return CliRunner().invoke(app, args, env=env)
 
 
