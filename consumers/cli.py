@@ -116,6 +116,11 @@ def projector_command(
         except OSError as error:
             console.print(f"[red]error:[/red] cannot serve /metrics on port {settings.projector_metrics_port}: {error}")
             raise typer.Exit(1) from None
+    if not settings.postcode_hash_key:
+        console.print(
+            "[yellow]warning:[/yellow] no PARCELSTREAM_POSTCODE_KEY or PARCELSTREAM_TRACKING_SECRET: "
+            "no postcode hashes are stored, postcode look-ups are off"
+        )
     stop = _stop_on_signals()
     console.print(
         f"projector: {settings.topics.parcel_state} → {settings.redis_url} (keys {settings.redis_prefix}:*), "
@@ -144,10 +149,18 @@ def tracking_command(
         str | None,
         typer.Option(help="API key of /v1/operations/* (env PARCELSTREAM_OPERATIONS_KEY; default none: disabled)."),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Operations port of /metrics, never the public port; 0 serves none "
+            "(env PARCELSTREAM_TRACKING_METRICS_PORT; default 9106)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the tracking API, live updates, the customer tracking page and the merchants' subscriptions API
-    (with /metrics, /healthz)."""
+    (with /healthz; /metrics on the operations port)."""
     import uvicorn
+    from prometheus_client import start_http_server
 
     from consumers.tracking.app import create_app
     from deploy.embedded import StackError, check_redis
@@ -159,6 +172,7 @@ def tracking_command(
         redis_prefix=redis_prefix,
         tracking_secret=secret,
         operations_key=operations_key,
+        tracking_metrics_port=metrics_port,
     )
     try:
         check_redis(settings.redis_url)
@@ -166,11 +180,22 @@ def tracking_command(
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None
     if not settings.tracking_secret:
-        console.print("[yellow]warning:[/yellow] no PARCELSTREAM_TRACKING_SECRET: signed links are off, postcodes work")
+        console.print("[yellow]warning:[/yellow] no PARCELSTREAM_TRACKING_SECRET: signed links are off")
+    if not settings.postcode_hash_key:
+        console.print(
+            "[yellow]warning:[/yellow] no PARCELSTREAM_POSTCODE_KEY or PARCELSTREAM_TRACKING_SECRET: postcodes are off"
+        )
+    if settings.tracking_metrics_port:
+        try:
+            start_http_server(settings.tracking_metrics_port)
+        except OSError as error:
+            console.print(f"[red]error:[/red] cannot serve /metrics on port {settings.tracking_metrics_port}: {error}")
+            raise typer.Exit(1) from None
     if not settings.operations_key:
         console.print("[yellow]warning:[/yellow] no PARCELSTREAM_OPERATIONS_KEY: the operations API answers 503")
     console.print(
         f"tracking: http://{settings.tracking_host}:{settings.tracking_port}/ (keys {settings.redis_prefix}:*)"
+        + (f", /metrics on :{settings.tracking_metrics_port}" if settings.tracking_metrics_port else "")
     )
     config = uvicorn.Config(
         create_app(settings),

@@ -20,3 +20,8 @@ BACKLOG_OLDEST = Gauge(
     "Event time since the longest-waiting parcel of each hub stage entered it (0 when the stage is empty)",
     ["stage"],
 )
+TRACKING_LOOKUPS = Counter(
+    "parcelstream_tracking_lookups_total",
+    "Parcel look-ups of the tracking service by outcome: allowed, not_found, locked",
+    ["outcome"],
+)

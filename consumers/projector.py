@@ -149,6 +149,7 @@ class Projector:
     ) -> None:
         self.settings = settings
         self.keys = Keys(settings.redis_prefix)
+        self.postcode_key = settings.postcode_hash_key
         self.codec = default_codec()
         self.log = log
         self.batch_size = batch_size
@@ -263,7 +264,7 @@ class Projector:
             raise InvalidRecordError(
                 "undecodable", f"not a ParcelState ({error.reason_code}): {error.reason}"
             ) from error
-        return (state := project(decoded.value)).tracking_number, state
+        return (state := project(decoded.value, self.postcode_key)).tracking_number, state
 
     def _apply(self, changes: dict[str, ParcelChange]) -> dict[str, Exception]:
         """Write the batch; returns the parcels whose change raised (left out, to be dead-lettered)."""

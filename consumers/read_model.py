@@ -23,6 +23,7 @@ replays and late, older states change nothing, and replaying the topic gives the
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -84,11 +85,33 @@ def normalize_postcode(postcode: str) -> str:
     return re.sub(r"[\s-]", "", postcode).upper()
 
 
-def postcode_hash(tracking_number: str, postcode: str) -> str:
-    """SHA-256 of the parcel's normalised postcode, salted with its tracking number so equal postcodes
-    of different parcels do not share a hash. Only this hash is stored, never the postcode."""
+#: Scheme of the stored postcode hash: ``h1:<key fingerprint>:<HMAC-SHA256>``.
+POSTCODE_HASH_SCHEME: Final = "h1"
+
+
+def postcode_key_fingerprint(key: bytes) -> str:
+    """8 hex characters naming a postcode key without revealing it, so a stored hash made with
+    another key (or the unkeyed hash of older versions) is recognised and rewritten."""
+    return hmac.new(key, b"parcelstream-postcode-key-fingerprint", hashlib.sha256).hexdigest()[:8]
+
+
+def postcode_hash(key: bytes, tracking_number: str, postcode: str) -> str:
+    """HMAC-SHA256, keyed with the server's postcode key, of the parcel's normalised postcode and
+    tracking number (equal postcodes of different parcels do not share a hash). Only this is stored,
+    never the postcode; without the key, trying every postcode of a country gives nothing. An empty
+    key gives an empty hash: postcode look-ups are then off."""
+    if not key:
+        return ""
     material = f"{tracking_number}\x00{normalize_postcode(postcode)}".encode()
-    return hashlib.sha256(material).hexdigest()
+    digest = hmac.new(key, material, hashlib.sha256).hexdigest()
+    return f"{POSTCODE_HASH_SCHEME}:{postcode_key_fingerprint(key)}:{digest}"
+
+
+def postcode_hash_prefix(stored: str) -> str:
+    """``h1:<fingerprint>:`` of a stored hash ('' for an unkeyed hash of older versions, or none)."""
+    scheme, _, rest = stored.partition(":")
+    fingerprint, found, _digest = rest.partition(":")
+    return f"{scheme}:{fingerprint}:" if scheme == POSTCODE_HASH_SCHEME and found else ""
 
 
 def _component(value: str) -> str:
@@ -151,8 +174,9 @@ class ProjectedParcel:
         return int(self.fields["last_event_time_ms"])
 
 
-def project(state: Mapping[str, Any]) -> ProjectedParcel:
-    """Validate a decoded ParcelState and turn it into the stored hash fields."""
+def project(state: Mapping[str, Any], postcode_key: bytes = b"") -> ProjectedParcel:
+    """Validate a decoded ParcelState and turn it into the stored hash fields (the postcode as its
+    keyed hash; no key: no hash)."""
     tracking_number = normalize_tracking_number(str(state["tracking_number"]))
     status = state["status"]
     if status not in STATUSES:
@@ -176,7 +200,7 @@ def project(state: Mapping[str, Any]) -> ProjectedParcel:
         "carrier": state.get("carrier") or "",
         "route": state.get("route") or "",
         "merchant": state.get("merchant") or "",
-        "postcode_hash": postcode_hash(tracking_number, postcode) if postcode else "",
+        "postcode_hash": postcode_hash(postcode_key, tracking_number, postcode) if postcode else "",
         **_stage_fields(state),
         "history": _dumps(history),
     }
@@ -201,19 +225,34 @@ class StoredIndexEntry:
     route: str
     open_sla: tuple[str, ...]
     stage: str = ""
+    postcode_hash: str = ""
 
     #: Hash fields to read (HMGET) to build this, in order.
-    FIELDS: ClassVar[tuple[str, ...]] = ("version", "status", "carrier", "route", "open_sla", "stage")
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "version",
+        "status",
+        "carrier",
+        "route",
+        "open_sla",
+        "stage",
+        "postcode_hash",
+    )
 
     @classmethod
     def from_values(cls, values: Iterable[bytes | str | None]) -> StoredIndexEntry | None:
         """From HMGET of ``FIELDS``; None when the parcel is not stored."""
         decoded = [v.decode() if isinstance(v, bytes) else v for v in values]
-        version, status, carrier, route, open_sla, stage = decoded
+        version, status, carrier, route, open_sla, stage, stored_hash = decoded
         if version is None:
             return None
         return cls(
-            int(version), status or "", carrier or "", route or "", tuple(json.loads(open_sla or "[]")), stage or ""
+            int(version),
+            status or "",
+            carrier or "",
+            route or "",
+            tuple(json.loads(open_sla or "[]")),
+            stage or "",
+            stored_hash or "",
         )
 
 
@@ -240,8 +279,14 @@ def _index_memberships(keys: Keys, status: str, carrier: str, route: str, open_s
 
 
 def plan_write(keys: Keys, new: ProjectedParcel, stored: StoredIndexEntry | None) -> WritePlan | None:
-    """The writes that move the parcel from ``stored`` to ``new``; None when ``new`` is not newer."""
+    """The writes that move the parcel from ``stored`` to ``new``; None when ``new`` is not newer.
+
+    An older or replayed state still rewrites a postcode hash made with another key (or unkeyed, by
+    older versions): replaying ``parcel-state`` migrates the read model to the current key."""
     if stored is not None and stored.version >= new.version:
+        wanted = new.fields["postcode_hash"]
+        if wanted and postcode_hash_prefix(stored.postcode_hash) != postcode_hash_prefix(wanted):
+            return WritePlan(hash_key=keys.parcel(new.tracking_number), hash_fields={"postcode_hash": wanted})
         return None
     fields = new.fields
     wanted = _index_memberships(

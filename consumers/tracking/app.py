@@ -3,17 +3,22 @@ the operations summary, ``/metrics`` and ``/healthz``; these read the Redis read
 serves the merchants' subscriptions API (``consumers/notifier/api.py``), which manages the notifier's
 subscriptions in the same Redis.
 
-Against enumeration: a look-up needs the parcel's destination postcode or a signed link token. An
-unknown parcel, a wrong postcode, a wrong token and no credentials all get the same 404 body after
-the same work (the parcel is always read and both checks always computed). Only a malformed
-tracking number, which says nothing about any parcel, gets a distinct answer (422).
+Against enumeration: a look-up needs the parcel's destination postcode or a signed link token
+(``access.py``: only the postcode hash is read before deciding; failed look-ups are limited per
+tracking number and per client, then only the signed link works). An unknown parcel, a wrong
+postcode, a wrong token and no credentials all get the same 404 body after the same work. Only a
+malformed tracking number, which says nothing about any parcel, gets a distinct answer (422).
+Live updates share one Redis pub/sub connection per process, with caps (``live.py``). ``/metrics``
+is served on the operations port (``parcelstream tracking --metrics-port``), never here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
-import secrets
+import logging
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -22,7 +27,6 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI, Query, Request, Security
 from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.security import APIKeyHeader
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
 from consumers import metrics
@@ -33,16 +37,17 @@ from consumers.read_model import (
     InvalidRecordError,
     Keys,
     normalize_tracking_number,
-    postcode_hash,
     public_view,
 )
 from consumers.settings import ConsumerSettings
 from consumers.tracking import operations
+from consumers.tracking.access import AccessControl, AccessPolicy, Outcome, client_address
+from consumers.tracking.live import LiveHub, Reservation, StreamRefusedError
 from consumers.tracking.page_routes import install_page
-from consumers.tracking.tokens import verify_token
 from schemas.sla import SLA_RULES
 from schemas.statuses import STATUSES
 
+log = logging.getLogger(__name__)
 STAGE = "tracking"
 NOT_FOUND_DETAIL = "parcel not found"
 KEEP_ALIVE_SECONDS = 10.0
@@ -109,7 +114,10 @@ OperationsKey = Annotated[
     str | None,
     Security(APIKeyHeader(name="X-Operations-Key", auto_error=False, description="PARCELSTREAM_OPERATIONS_KEY")),
 ]
-_NOT_FOUND_RESPONSE = {404: {"model": ErrorBody, "description": "Unknown parcel, or missing or wrong credentials"}}
+_NOT_FOUND_RESPONSE = {
+    404: {"model": ErrorBody, "description": "Unknown parcel, or missing or wrong credentials"},
+    429: {"model": ErrorBody, "description": "Too many failed look-ups: only the signed link works for a while"},
+}
 _MALFORMED_RESPONSE = {422: {"model": ErrorBody, "description": f"Malformed tracking number: {TRACKING_NUMBER_RULE}"}}
 
 
@@ -121,25 +129,32 @@ def _not_found() -> JSONResponse:
     return JSONResponse({"detail": NOT_FOUND_DETAIL}, status_code=404)
 
 
+def _locked(window_s: int) -> JSONResponse:
+    detail = "too many failed look-ups for this parcel or from this client: use the link in your notification"
+    return JSONResponse({"detail": detail}, status_code=429, headers={"Retry-After": str(window_s)})
+
+
 def _malformed() -> JSONResponse:
     return JSONResponse({"detail": f"malformed tracking number: expected {TRACKING_NUMBER_RULE}"}, status_code=422)
 
 
 def create_app(settings: ConsumerSettings) -> FastAPI:
     keys = Keys(settings.redis_prefix)
-    # Without a configured secret tokens never verify, but the check still costs the same.
-    token_secret = settings.tracking_secret or secrets.token_hex(32)
-    tokens_enabled = bool(settings.tracking_secret)
+    access = AccessControl(keys, AccessPolicy.of(settings))
     subscriptions_api = SubscriptionsApi(settings.redis_url, settings.redis_prefix)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+        app.state.live = LiveHub(
+            app.state.redis, settings.tracking_max_streams, settings.tracking_max_streams_per_client
+        )
         metrics.WORKER_UP.labels(STAGE).set(1)
         try:
             yield
         finally:
             metrics.WORKER_UP.labels(STAGE).set(0)
+            await app.state.live.close()
             await app.state.redis.aclose()
             subscriptions_api.close()
 
@@ -154,15 +169,16 @@ def create_app(settings: ConsumerSettings) -> FastAPI:
         lifespan=lifespan,
     )
 
-    async def authorised_fields(
+    async def authorise(
         request: Request, tracking_number: str, postcode: str | None, token: str | None
-    ) -> dict[bytes, bytes] | None:
-        fields: dict[bytes, bytes] = await _client(request).hgetall(keys.parcel(tracking_number))
-        stored_hash = fields.get(b"postcode_hash", b"").decode() or "0" * 64
-        postcode_ok = hmac.compare_digest(postcode_hash(tracking_number, postcode or ""), stored_hash)
-        token_ok = verify_token(token_secret, tracking_number, token or "")
-        allowed = (postcode is not None and postcode_ok) or (tokens_enabled and token is not None and token_ok)
-        return fields if fields and allowed else None
+    ) -> JSONResponse | None:
+        """None when the look-up may go on, else the answer (404, or 429 after too many failures)."""
+        client = client_address(request.client.host if request.client else None)
+        outcome = await access.decide(_client(request), tracking_number, client, postcode, token)
+        metrics.TRACKING_LOOKUPS.labels(outcome.value).inc()
+        if outcome is Outcome.LOCKED:
+            return _locked(settings.tracking_failed_lookup_window)
+        return None if outcome is Outcome.ALLOWED else _not_found()
 
     @app.get(
         "/v1/parcels/{tracking_number}",
@@ -180,10 +196,11 @@ def create_app(settings: ConsumerSettings) -> FastAPI:
             normalized = normalize_tracking_number(tracking_number)
         except InvalidRecordError:
             return _malformed()
-        fields = await authorised_fields(request, normalized, postcode, token)
-        if fields is None:
-            return _not_found()
-        return public_view({k.decode(): v for k, v in fields.items()})
+        refused = await authorise(request, normalized, postcode, token)
+        if refused is not None:
+            return refused
+        view = await _read_view(request, keys, normalized)
+        return _not_found() if view is None else view  # None: deleted between the decision and the read
 
     @app.get(
         "/v1/parcels/{tracking_number}/events",
@@ -205,13 +222,8 @@ def create_app(settings: ConsumerSettings) -> FastAPI:
             normalized = normalize_tracking_number(tracking_number)
         except InvalidRecordError:
             return _malformed()
-        if await authorised_fields(request, normalized, postcode, token) is None:
-            return _not_found()
-        return StreamingResponse(
-            _event_stream(_client(request), keys, normalized),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        refused = await authorise(request, normalized, postcode, token)
+        return refused if refused is not None else _open_stream(request, keys, normalized)
 
     @app.get(
         "/v1/operations/summary",
@@ -241,8 +253,10 @@ def create_app(settings: ConsumerSettings) -> FastAPI:
         )
 
     async def load_view(request: Request, tracking_number: str, postcode: str | None, token: str | None) -> Any:
-        fields = await authorised_fields(request, tracking_number, postcode, token)
-        return None if fields is None else public_view({k.decode(): v for k, v in fields.items()})
+        # The page says "not found" for a refused look-up, locked or not: the signed link still works.
+        if await authorise(request, tracking_number, postcode, token) is not None:
+            return None
+        return await _read_view(request, keys, tracking_number)
 
     subscriptions_api.install(app)
     install_page(app, load_view)
@@ -268,30 +282,53 @@ def _add_page_and_service_routes(app: FastAPI) -> None:
         try:
             await _client(request).ping()
         except aioredis.RedisError as error:
-            return JSONResponse({"detail": f"Redis does not answer: {error}"}, status_code=503)
+            # The error names Redis' address: logged for operations, never shown to the public.
+            log.warning("tracking: /healthz: Redis does not answer (%s)", type(error).__name__)
+            return JSONResponse({"detail": "Redis does not answer"}, status_code=503)
         return {"status": "ok"}
 
-    @app.get("/metrics", include_in_schema=False)
-    async def prometheus_metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+async def _read_view(request: Request, keys: Keys, tracking_number: str) -> dict[str, Any] | None:
+    """The parcel's public view, read once the look-up is authorised (None: it is gone)."""
+    fields: dict[bytes, bytes] = await _client(request).hgetall(keys.parcel(tracking_number))
+    return public_view({k.decode(): v for k, v in fields.items()}) if fields else None
 
 
-async def _event_stream(redis_client: aioredis.Redis, keys: Keys, tracking_number: str) -> AsyncIterator[str]:
-    pubsub = redis_client.pubsub()
+def _open_stream(request: Request, keys: Keys, tracking_number: str) -> Response:
+    """The live-update stream, or 503 / 429 when the process's or the client's cap is reached."""
+    live: LiveHub = request.app.state.live
+    client = client_address(request.client.host if request.client else None)
     try:
-        # Subscribe before reading the current state, so no change falls in between.
-        await pubsub.subscribe(keys.channel(tracking_number))
-        fields = await redis_client.hgetall(keys.parcel(tracking_number))
-        if fields:
-            yield _sse(json.dumps(public_view({k.decode(): v for k, v in fields.items()}), separators=(",", ":")))
-        while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=KEEP_ALIVE_SECONDS)
-            if message is None:
-                yield ": keep-alive\n\n"
-            elif message["type"] == "message":
-                yield _sse(message["data"].decode())
+        reservation = live.reserve(client)
+    except StreamRefusedError as error:
+        return JSONResponse({"detail": error.reason}, status_code=error.status_code, headers={"Retry-After": "30"})
+    stream = _event_stream(_client(request), live, reservation, keys, tracking_number)
+    weakref.finalize(stream, reservation.release)  # a stream never started has no finally to run
+    return StreamingResponse(
+        stream,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _event_stream(
+    redis_client: aioredis.Redis, live: LiveHub, reservation: Reservation, keys: Keys, tracking_number: str
+) -> AsyncIterator[str]:
+    try:
+        # Subscribed (and confirmed) before reading the current state, so no change falls in between.
+        async with live.follow(keys.channel(tracking_number)) as queue:
+            fields = await redis_client.hgetall(keys.parcel(tracking_number))
+            if fields:
+                yield _sse(json.dumps(public_view({k.decode(): v for k, v in fields.items()}), separators=(",", ":")))
+            while True:
+                try:
+                    data = await asyncio.wait_for(queue.get(), KEEP_ALIVE_SECONDS)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                else:
+                    yield _sse(data.decode())
     finally:
-        await pubsub.aclose()
+        reservation.release()
 
 
 def _sse(data: str) -> str:

@@ -23,9 +23,8 @@ import redis.exceptions
 from confluent_kafka import KafkaException
 from fastapi import FastAPI, Header, Path, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from starlette.concurrency import run_in_threadpool
@@ -499,9 +498,5 @@ def create_app(settings: GatewaySettings, *, publisher: Publisher | None = None)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
             return _json(503, {"status": "redis unavailable"})
         return _json(200, {"status": "ok"})
-
-    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
-    async def prometheus_metrics() -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return app

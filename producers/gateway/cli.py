@@ -169,10 +169,10 @@ def gateway(
     metrics_port: Annotated[
         int,
         typer.Option(
-            help="Also serve /metrics on this port (it is always on the gateway's own port); 0: not separately.",
-            envvar="PARCELSTREAM_METRICS_PORT",
+            help="Operations port of /metrics (never served on the public gateway port); 0: none.",
+            envvar=["PARCELSTREAM_GATEWAY_METRICS_PORT", "PARCELSTREAM_METRICS_PORT"],
         ),
-    ] = 0,
+    ] = 9102,
     bootstrap_servers: Annotated[
         str | None,
         typer.Option(
@@ -244,7 +244,8 @@ def gateway(
     """Run the HTTP ingest gateway for carriers' scans (API keys: `keys create`).
 
     Carriers POST batches of native records to /v1/scans or documents in their own format to
-    /v1/formats/{format}; OpenAPI at /openapi.json, /metrics and /healthz on the same port.
+    /v1/formats/{format}; OpenAPI at /openapi.json and /healthz on the same port, /metrics on the
+    operations port (--metrics-port).
     """
     import redis
     import uvicorn

@@ -7,11 +7,14 @@ from typing import Any
 
 from confluent_kafka import Producer
 
+from consumers.settings import ConsumerSettings
 from schemas.codec import default_codec
 from schemas.topics import KEY_PARTITIONER, TopicNames
 
 BASE_TIME_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 TRACKING_SECRET = "test-tracking-secret"
+#: The postcode key of settings with TRACKING_SECRET and no PARCELSTREAM_POSTCODE_KEY (derived from it).
+POSTCODE_KEY = ConsumerSettings(tracking_secret=TRACKING_SECRET).postcode_hash_key
 OPERATIONS_KEY = "test-operations-key"
 
 
@@ -102,7 +105,7 @@ def seed(client: Any, prefix: str, *states: dict[str, Any]) -> None:
 
     keys = Keys(prefix)
     for state in states:
-        projected = project(state)
+        projected = project(state, POSTCODE_KEY)
         stored = StoredIndexEntry.from_values(
             client.hmget(keys.parcel(projected.tracking_number), StoredIndexEntry.FIELDS)
         )

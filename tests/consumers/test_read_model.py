@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -59,7 +60,7 @@ class MemoryStore:
             self.published.append(plan.publish)
 
     def project(self, state: dict[str, Any]) -> None:
-        projected = project(state)
+        projected = project(state, b"memory-store-key")
         self.apply(plan_write(KEYS, projected, self.stored(projected.tracking_number)))
 
 
@@ -86,12 +87,36 @@ def test_index_keys_cannot_be_steered_by_values() -> None:
     assert KEYS.route_index("HGH-LGG-BE") == "pfx:route:HGH-LGG-BE"
 
 
-def test_postcode_is_kept_only_as_a_salted_hash_and_compares_loosely() -> None:
-    assert postcode_hash("LX123456785CN", "1000 bx") == postcode_hash("LX123456785CN", "1000-BX")
-    assert postcode_hash("LX123456785CN", "1000BX") != postcode_hash("LX123456785CO", "1000BX")
-    fields = project(parcel_state("LX123456785CN", 1)).fields
-    assert fields["postcode_hash"] == postcode_hash("LX123456785CN", "1000BX")
+KEY = b"server-postcode-key"
+
+
+def test_postcode_is_kept_only_as_a_keyed_hash_and_compares_loosely() -> None:
+    assert postcode_hash(KEY, "LX123456785CN", "1000 bx") == postcode_hash(KEY, "LX123456785CN", "1000-BX")
+    assert postcode_hash(KEY, "LX123456785CN", "1000BX") != postcode_hash(KEY, "LX123456785CO", "1000BX")
+    fields = project(parcel_state("LX123456785CN", 1), KEY).fields
+    assert fields["postcode_hash"] == postcode_hash(KEY, "LX123456785CN", "1000BX")
     assert "1000" not in json.dumps(fields)
+
+
+def test_brute_the_postcode_hash_is_keyed_so_trying_postcodes_without_the_key_finds_nothing() -> None:
+    stored = postcode_hash(KEY, "LX123456785CN", "1000BX")
+    unkeyed = hashlib.sha256(b"LX123456785CN\x001000BX").hexdigest()  # what older versions stored
+    assert unkeyed not in stored
+    assert postcode_hash(b"another-key", "LX123456785CN", "1000BX") != stored
+    assert postcode_hash(b"", "LX123456785CN", "1000BX") == ""  # no key: no hash, postcodes are off
+
+
+def test_replaying_an_older_state_migrates_an_unkeyed_or_other_key_postcode_hash() -> None:
+    store = MemoryStore()
+    store.project(parcel_state("LX123456785CN", 3))
+    store.hashes[KEYS.parcel("LX123456785CN")]["postcode_hash"] = hashlib.sha256(b"legacy").hexdigest()
+    replayed = project(parcel_state("LX123456785CN", 2), KEY)
+    plan = plan_write(KEYS, replayed, store.stored("LX123456785CN"))
+    assert plan is not None and plan.hash_fields == {"postcode_hash": replayed.fields["postcode_hash"]}
+    assert not plan.index_additions and plan.publish is None
+    store.apply(plan)
+    assert store.hashes[KEYS.parcel("LX123456785CN")]["version"] == "3"  # nothing else moved back
+    assert plan_write(KEYS, replayed, store.stored("LX123456785CN")) is None  # once migrated, no more writes
 
 
 def test_projection_sorts_history_by_event_time_and_rejects_unknown_statuses() -> None:
