@@ -119,7 +119,8 @@ def demo(
     gateway_port: int = typer.Option(8081, help="Port of the carrier ingest gateway."),
     metrics_base_port: int = typer.Option(
         9101,
-        help="First /metrics port: simulator +0, gateway +1, worker +2, projector +3, notifier +4 (workers +11...).",
+        help="First /metrics port: simulator +0, gateway +1, worker +2, projector +3, notifier +4, tracking +5 "
+        "(workers +11...).",
     ),
     redis_url: str = typer.Option("redis://127.0.0.1:6379/0", envvar="PARCELSTREAM_REDIS_URL", help="Redis URL."),
     redis_prefix: str = typer.Option("parcelstream-demo", help="Key prefix of the demo's read model (cleared first)."),

@@ -210,8 +210,9 @@ def plan_stages(options: DemoOptions, log_dir: Path, receiver_port: int) -> list
         ),
         StageProcess(
             "tracking",
-            _parcelstream("tracking", "--port", str(options.tracking_port)),
-            f"http://127.0.0.1:{options.tracking_port}/metrics",
+            # /metrics on an operations port, never on the public tracking port.
+            _parcelstream("tracking", "--port", str(options.tracking_port), "--metrics-port", str(port + 5)),
+            f"http://127.0.0.1:{port + 5}/metrics",
             log_dir / "tracking.log",
         ),
     ]

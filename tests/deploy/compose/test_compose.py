@@ -100,7 +100,9 @@ def test_metrics_ports_are_the_ones_prometheus_scrapes(
         command = service["command"]
         if "--metrics-port" in command:
             assert scraped[name] == command[command.index("--metrics-port") + 1], name
-    assert scraped["tracking"] == pipeline_services["tracking"]["environment"]["PARCELSTREAM_TRACKING_PORT"]
+    # Public ports serve no /metrics: Prometheus scrapes the operations ports.
+    assert scraped["tracking"] != pipeline_services["tracking"]["environment"]["PARCELSTREAM_TRACKING_PORT"]
+    assert scraped["gateway"] != pipeline_services["gateway"]["environment"]["PARCELSTREAM_GATEWAY_PORT"]
     assert "prometheus" in compose["services"]
 
 

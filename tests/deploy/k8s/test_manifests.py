@@ -81,8 +81,11 @@ def test_settings_come_from_the_parcelstream_configmap(manifests: list[dict[str,
     )
     for workload in [doc for doc in manifests if doc["kind"] in WORKLOADS]:
         for container in _containers(workload):
-            refs = {source["configMapRef"]["name"] for source in container["envFrom"]}
+            refs = {source["configMapRef"]["name"] for source in container["envFrom"] if "configMapRef" in source}
             assert refs == {configmap["metadata"]["name"]}, workload["metadata"]["name"]
+            # Secrets (the postcode key) come from one Secret, never from the ConfigMap.
+            secrets = {source["secretRef"]["name"] for source in container["envFrom"] if "secretRef" in source}
+            assert secrets <= {"parcelstream-secrets"}, workload["metadata"]["name"]
             assert all(env["name"].startswith("PARCELSTREAM_") for env in container.get("env", []))
 
 

@@ -20,7 +20,7 @@ LOCAL_PORTS = {
     "parcelstream-worker": "9103",
     "parcelstream-projector": "9104",
     "parcelstream-notifier": "9105",
-    "parcelstream-tracking": "8080",
+    "parcelstream-tracking": "9106",
 }
 
 
