@@ -114,7 +114,11 @@ class LiveHub:
             entry = self._channels.get(channel)
             if entry is None:
                 entry = self._channels[channel] = _Channel()
-                await self._pubsub.subscribe(channel)
+                try:
+                    await self._pubsub.subscribe(channel)
+                except BaseException:
+                    del self._channels[channel]  # not subscribed: the next stream tries again
+                    raise
             entry.queues.add(queue)
             if self._reader is None or self._reader.done():
                 self._reader = asyncio.create_task(self._read(), name="tracking-live-reader")

@@ -373,13 +373,13 @@ class _Ingest:
                 f"carrier {key.carrier} is over its rate limit of {gateway.settings.gateway_rate_limit:g} records/s",
                 headers={"Retry-After": str(decision.retry_after_s)},
             )
-        bound_event_times(batch, gateway.settings)
         native = self.endpoint == "/v1/scans"
         forbidden = forbidden_records(batch.claims, key, field_prefix=native)
         forbidden += out_of_scope(batch.records, key, field_prefix=native)
         if forbidden:
             names = ", ".join(dict.fromkeys(problem.reference for problem in forbidden))
             raise RequestRejectedError(403, "forbidden_records", f"this API key may not publish {names}", forbidden)
+        bound_event_times(batch, gateway.settings)
         if batch.problems:
             await self._dead_letter(batch.issues)
             raise RequestRejectedError(

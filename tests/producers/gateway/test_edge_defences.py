@@ -123,6 +123,9 @@ def test_shipment_facts_only_from_keys_granted_them(
         assert [(p["field"], p["reason_code"]) for p in forged.json()["problems"]] == [
             ("records[0].code", "shipment_facts_not_allowed")
         ]
+        # The forgery, dated 1971 to win "earliest ORDER_CREATED": refused for the key first (403).
+        dated = http.post("/v1/scans", json={"records": [_order("9", event_time="1971-01-01T00:00:00Z")]})
+        assert dated.status_code == 403, dated.text
         # A shipment riding on another code is a shipment fact too.
         riding = _order("2", code="HUB_RECEIVED", raw_code="RCV")
         response = http.post("/v1/scans", json={"records": [riding]})
