@@ -11,6 +11,7 @@ from pydantic import Field
 from schemas.event_time import EventTimeSettings
 from schemas.settings import PipelineSettings
 from streams.core.consolidation import DEFAULT_MAX_FANOUT_DEPTH
+from streams.core.estimates import EstimateConfig
 from streams.core.rules import DAY_MS, HOUR_MS, SlaRules
 
 
@@ -87,10 +88,29 @@ class WorkerSettings(SlaSettings, EventTimeSettings):
     max_fanout_depth: int = Field(DEFAULT_MAX_FANOUT_DEPTH, ge=1)
     """Handling units a fan-out copy may pass through (container > ULD > bag > parcel is 3); a copy
     that would go deeper is dead-lettered ``fanout_too_deep``."""
+    estimate_half_life_hours: float = Field(72.0, gt=0)
+    """Learned delivery estimates: a delivery's weight halves every this many hours of event time, so
+    a change in a lane (a strike, a holiday) takes over its estimates within a few of them."""
+    estimate_min_deliveries: float = Field(20.0, ge=1)
+    """Deliveries (decayed) a route, step and service level needs before its learned window replaces
+    the heuristic one."""
+    estimate_low_quantile: float = Field(0.1, ge=0, lt=1)
+    """Quantile of the remaining time that makes the window's earliest end."""
+    estimate_high_quantile: float = Field(0.9, gt=0, le=1)
+    """Quantile of the remaining time that makes the window's latest end."""
     broker_rebalance_timeout: float = 6.0
     """Seconds a consumer-group rebalance may take (Kafka's rebalance.timeout.ms, in seconds)."""
     broker_session_timeout: float = 10.0
     broker_heartbeat_interval: float = 1.0
+
+    def estimate_config(self) -> EstimateConfig:
+        """The core's plain ``EstimateConfig`` from these settings."""
+        return EstimateConfig(
+            half_life_ms=round(self.estimate_half_life_hours * HOUR_MS),
+            min_deliveries=self.estimate_min_deliveries,
+            low_quantile=self.estimate_low_quantile,
+            high_quantile=self.estimate_high_quantile,
+        )
 
     @property
     def app_id(self) -> str:

@@ -13,8 +13,11 @@ Rules:
   late event that can change it is a terminal one that the later events do not reopen.
 - Last known location: the latest located event up to the current one. Carrier: the current one's.
 - Estimated delivery: the promise is ``ordered_time + SlaRules.promise_for(service_level)``; the
-  window is counted from the current event's time with the typical remaining share of the promise
-  after its milestone (``REMAINING_SHARE``), so it moves when the parcel is delayed. Delivered:
+  window is counted from the current event's time, so it moves when the parcel is delayed: the
+  learned p10-p90 of the remaining time after the current step on the parcel's route and service
+  level (``streams.core.estimates``) when the caller passes the learner and it has enough
+  deliveries of that key, else the typical remaining share of the promise after the milestone
+  (``REMAINING_SHARE``). Delivered:
   the delivery time. Returned, returning, lost or export cancelled: no estimate. ``on_time`` is
   false once the window's latest end passes the promise or the promise SLA is breached.
 - Status updates follow the customer-visible timeline: the statuses of the history, in event
@@ -44,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
 from streams.core.authority import check_scan
+from streams.core.estimates import DeliveryEstimates, estimate_keys
 from streams.core.rules import SlaRules
 from streams.core.sla import evaluate
 from streams.core.stages import NO_OBSERVATIONS, StageObservations, StageProgress, advance, step
@@ -351,11 +355,19 @@ def _check_scan(parcel: Parcel | None, scan: dict[str, Any]) -> tuple[str, Class
     return tracking_number, classification
 
 
-def apply_scan(parcel: Parcel | None, scan: dict[str, Any], rules: SlaRules, now_ms: int) -> Outcome:
+def apply_scan(
+    parcel: Parcel | None,
+    scan: dict[str, Any],
+    rules: SlaRules,
+    now_ms: int,
+    estimates: DeliveryEstimates | None = None,
+) -> Outcome:
     """Apply one parcel ScanEvent dict; mutates and returns ``parcel`` (a new one for ``None``).
 
     Raises ``InvalidScanError`` (``UnknownScanCode`` for an unknown code) and then changes nothing.
     ``now_ms`` is the event-time clock (``streams.core.clock.EventClock``) for the SLA evaluation.
+    With ``estimates`` (the learner, ``streams.core.estimates``) the window is learned where it
+    has enough deliveries, and the parcel's first delivery teaches it (the learner is mutated).
     """
     tracking_number, classification = _check_scan(parcel, scan)
     if parcel is None:
@@ -391,7 +403,11 @@ def apply_scan(parcel: Parcel | None, scan: dict[str, Any], rules: SlaRules, now
         new_runs = _rebuild_timeline(parcel)
         observations = advance(parcel.stages, parcel.history, parcel.ordered_time_ms)
 
-    _estimate(parcel, rules)
+    # The learner learns from a parcel's first delivery only: a repeated delivery scan is no new sample.
+    delivered = classification.code == "DELIVERED" and parcel.first_seen["DELIVERED"][1] == event_id
+    if estimates is not None and delivered and index == parcel.current_index:
+        estimates.observe_delivery(parcel.history, index, parcel.shipment)
+    _estimate(parcel, rules, estimates)
     sla_events = evaluate(parcel, rules, now_ms)
     status_updates = [_status_update(parcel, run) for run in new_runs]
     parcel.record(event_id, status_updates, sla_events)
@@ -463,7 +479,7 @@ def _rebuild_timeline(parcel: Parcel) -> list[_Run]:
     return new_runs
 
 
-def _estimate(parcel: Parcel, rules: SlaRules) -> None:
+def _estimate(parcel: Parcel, rules: SlaRules, estimates: DeliveryEstimates | None = None) -> None:
     promised = None
     promise_ms = rules.promise_for(parcel.service_level)
     if parcel.ordered_time_ms is not None:
@@ -480,9 +496,16 @@ def _estimate(parcel: Parcel, rules: SlaRules) -> None:
         anchor = current_entry["event_time_ms"]
         if current.milestone == "ordered" and parcel.ordered_time_ms is not None:
             anchor = parcel.ordered_time_ms
-        earliest_share, latest_share = REMAINING_SHARE[current.milestone]
-        earliest = anchor + int(earliest_share * promise_ms)
-        latest = anchor + int(latest_share * promise_ms)
+        learned = None
+        if estimates is not None:
+            *_, key = estimate_keys(parcel.history[: parcel.current_index + 1], parcel.shipment)
+            learned = estimates.window(key, anchor)
+        if learned is not None:
+            earliest, latest = learned
+        else:
+            earliest_share, latest_share = REMAINING_SHARE[current.milestone]
+            earliest = anchor + int(earliest_share * promise_ms)
+            latest = anchor + int(latest_share * promise_ms)
     parcel.estimated_delivery = {"earliest_ms": earliest, "latest_ms": latest, "promised_ms": promised}
     parcel.estimate_on_time = promised is None or latest <= promised
 

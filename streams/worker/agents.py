@@ -33,6 +33,7 @@ from streams.core.clock import EventClock
 from streams.settings import WorkerSettings
 from streams.worker import metrics
 from streams.worker.deadlines import DeadlineHeap
+from streams.worker.estimates import PartitionEstimates
 from streams.worker.processor import Batch, Guards, Headers, Output, Processor, SourceMessage, WarmCache
 
 log = logging.getLogger(__name__)
@@ -146,13 +147,14 @@ class StreamWorker:
         self.topics: TopicNames = settings.topics
         self.rules = settings.sla_rules()
         self.clock = EventClock(settings.clock_speed, bounded=True)
+        self.estimates = PartitionEstimates(settings.estimate_config())
         self.deadlines = DeadlineHeap()
         guards = Guards(
             max_fanout_depth=settings.max_fanout_depth,
             max_future_ms=settings.max_future_ms,
             max_age_ms=settings.max_age_ms,
         )
-        self.processor = Processor(self.topics, self.rules, self.clock, guards=guards)
+        self.processor = Processor(self.topics, self.rules, self.clock, guards=guards, estimates=self.estimates)
         self.warm = WarmCache(settings.state_cache_size)
         self.sla_due_name = sla_due_topic_name(settings)
         self._last_lag_refresh = 0.0
@@ -179,7 +181,11 @@ class StreamWorker:
         self.sla_due = app.topic(self.sla_due_name, key_type=bytes, value_type=bytes)
         self.parcels = acked_table(app, settings, "parcels", "Parcel states")
         self.units = acked_table(app, settings, "units", "Handling units")
+        self.estimates_table = acked_table(
+            app, settings, "estimates", "Learned delivery-time sketches per partition, route, step and service level"
+        )
         self.parcels.on_recover(self._rebuild_deadlines)
+        self.estimates_table.on_recover(self._restore_estimates)
         # Another worker may change a partition's keys while this one does not own it.
         app.on_partitions_revoked.connect(self._forget_warm_state)
         app.on_partitions_assigned.connect(self._forget_warm_state)
@@ -222,8 +228,10 @@ class StreamWorker:
                 # replay starts from the stored state); a crash after them replays inputs that are now
                 # duplicates, and the core re-sends the outputs it recorded for them.
                 self._write_state(batch, event_of_partition)
+                self._write_estimates(event_of_partition)
                 await self.parcels.changelog_acked()
                 await self.units.changelog_acked()
+                await self.estimates_table.changelog_acked()
                 await publish(self.app.producer, outputs)
             except BaseException:
                 self.warm.clear()  # its objects may hold changes that never reached the tables
@@ -247,6 +255,27 @@ class StreamWorker:
             event = event_of_partition[partitions[table, key]]  # type: ignore[index]
             _current_event.set(weakref.ref(event))
             tables[table][key] = value
+
+    def _write_estimates(self, event_of_partition: dict[int, EventT]) -> None:
+        """The learners' changed rows, each as an event of its partition (a learner only learns
+        from its partition's deliveries, so the batch has one)."""
+        table = self.estimates_table
+        for partition, key, value in self.estimates.changes():
+            event = event_of_partition.get(partition)
+            if event is None:
+                continue
+            _current_event.set(weakref.ref(event))
+            if value is None:
+                if key in table:
+                    del table[key]
+            else:
+                table[key] = value
+
+    async def _restore_estimates(self) -> None:
+        """After a rebalance or a restart: the learners of the partitions this worker now owns."""
+        owned = self._owned_partitions()
+        loaded = self.estimates.restore(list(self.estimates_table.items()), owned)
+        log.info("estimates: %d learned rows restored for partitions %s", loaded, sorted(owned))
 
     async def sla_timer(self) -> None:
         """Send the parcels whose SLA deadline has passed to the agent (through ``sla-due``)."""

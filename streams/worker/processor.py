@@ -49,6 +49,7 @@ from streams.core.sla import next_deadline_ms
 from streams.core.stages import StageObservations
 from streams.core.taxonomy import InvalidScanError
 from streams.worker import metrics
+from streams.worker.estimates import PartitionEstimates
 from streams.worker.serde import ParcelStateEncoder
 
 log = logging.getLogger(__name__)
@@ -360,10 +361,13 @@ class Processor:
         clock: EventClock,
         codec: Codec | None = None,
         guards: Guards | None = None,
+        estimates: PartitionEstimates | None = None,
     ) -> None:
         self.topics = topics
         self.rules = rules
         self.clock = clock
+        #: Learned delivery estimates, one learner per partition; None: the heuristic only.
+        self.estimates = estimates
         self.codec = codec or default_codec()
         self.guards = guards or Guards()
         self.parcel_state_encoder = ParcelStateEncoder(self.codec)
@@ -478,7 +482,8 @@ class Processor:
         state = batch.state
         if tracking_number:
             state.begin("parcels", tracking_number)
-            outcome = apply_scan(state.parcel(tracking_number), scan, self.rules, self.clock.now_ms(wall_ms))
+            learner = self.estimates.for_partition(message.partition) if self.estimates is not None else None
+            outcome = apply_scan(state.parcel(tracking_number), scan, self.rules, self.clock.now_ms(wall_ms), learner)
             if outcome.duplicate:
                 metrics.DUPLICATE_SCANS.labels(scan["source"]).inc()
                 if outcome.replayed:  # stored before; its outputs may not have been published
