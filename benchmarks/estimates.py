@@ -117,9 +117,17 @@ class Score:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     learn_days, eval_days = args.learn_days, args.eval_days
+    # Departures sized to the simulated volume, so each lane departs every few days as at the real
+    # hub (the simulator's defaults, 600 parcels per flight and 4,000 per train or vessel, would let a few
+    # hundred parcels a day wait weeks for their train or vessel).
+    consolidation = {"bags_per_uld": 4, "bags_per_container": 8, "units_per_departure": 2}
     learn = simulate(
         SimulationConfig(
-            seed=args.learn_seed, parcels=args.learn_parcels, start_ms=START_MS, order_window_ms=learn_days * DAY
+            seed=args.learn_seed,
+            parcels=args.learn_parcels,
+            start_ms=START_MS,
+            order_window_ms=learn_days * DAY,
+            **consolidation,
         )
     )
     held_out = simulate(
@@ -129,6 +137,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             start_ms=START_MS + learn_days * DAY,
             order_window_ms=eval_days * DAY,
             batch=1,  # tracking numbers apart from the learning period's
+            **consolidation,
         )
     )
     delivered = {

@@ -94,9 +94,9 @@ class WorkerSettings(SlaSettings, EventTimeSettings):
     estimate_min_deliveries: float = Field(20.0, ge=1)
     """Deliveries (decayed) a route, step and service level needs before its learned window replaces
     the heuristic one."""
-    estimate_low_quantile: float = Field(0.1, ge=0, lt=1)
+    estimate_low_quantile: float = Field(0.05, ge=0, lt=1)
     """Quantile of the remaining time that makes the window's earliest end."""
-    estimate_high_quantile: float = Field(0.9, gt=0, le=1)
+    estimate_high_quantile: float = Field(0.95, gt=0, le=1)
     """Quantile of the remaining time that makes the window's latest end."""
     broker_rebalance_timeout: float = 6.0
     """Seconds a consumer-group rebalance may take (Kafka's rebalance.timeout.ms, in seconds)."""
