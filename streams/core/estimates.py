@@ -37,7 +37,7 @@ from typing import Any, Final
 from fastdigest import TDigest
 
 from streams.core.rules import DAY_MS
-from streams.core.taxonomy import classify
+from streams.core.taxonomy import INFORMATIONAL, classify
 
 #: Codes after which there is no delivery to estimate from or to: the delivery itself, returns.
 NOT_ESTIMATED_MILESTONES: Final = frozenset({"delivered", "returning", "returned"})
@@ -158,8 +158,8 @@ def estimate_keys(history: Sequence[dict[str, Any]], shipment: dict[str, Any] | 
         elif code in ARRIVAL_CODES and arrival == "-" and place:
             arrival = place
         classification = classify(code)
-        if classification.milestone in NOT_ESTIMATED_MILESTONES:
-            yield None
+        if classification.milestone in NOT_ESTIMATED_MILESTONES or code in INFORMATIONAL:
+            yield None  # an informational scan never becomes the current one: nothing is counted from it
             continue
         parts = (origin, arrival, destination, classification.sub_status, level)
         yield "|".join(part.replace("|", "/") for part in parts)  # codes are publisher text

@@ -69,6 +69,7 @@ def test_keys_name_the_route_as_known_at_each_scan_the_step_and_the_service_leve
         {"code": "LINEHAUL_DEPARTED", "location": HGH},
         {"code": "LINEHAUL_ARRIVED", "location": LGG},
         {"code": "IMPORT_CUSTOMS_HELD", "location": None},
+        {"code": "CARRIER_INFORMATION", "location": None},
         {"code": "DELIVERED", "location": None},
     ]
     assert list(estimate_keys(history, shipment("express"))) == [
@@ -76,6 +77,7 @@ def test_keys_name_the_route_as_known_at_each_scan_the_step_and_the_service_leve
         "HGH|-|BE|departed_origin|express",
         "HGH|LGG|BE|arrived_at_destination|express",
         "HGH|LGG|BE|held_import|express",
+        None,  # an informational scan never is the current one
         None,  # nothing to estimate after the delivery
     ]
     assert backoff_keys("HGH|LGG|BE|held_import|express") == (
