@@ -1,11 +1,12 @@
 """How good are the delivery estimates? Today's heuristic against the learned estimator, on the
 simulator's ground truth, with no broker.
 
-    python -m benchmarks.estimates                 # ~1-2 min; saves benchmarks/results/estimates-<UTC>.json
+    python -m benchmarks.estimates                 # ~2 min, 2 GB; saves benchmarks/results/estimates-<UTC>.json
     python -m benchmarks.estimates --help
 
 One run simulates two seeded traffic periods back to back: a learning period (``--learn-seed``)
-and, right after it, a held-out evaluation period (``--eval-seed``, a different seed). Their
+and, right after it, a held-out evaluation period (``--eval-seed``, a different seed; the
+learner's defaults were tuned with seed 2, so the default held-out seed is 3). Their
 records are merged in publish order and routed through the pure core as the worker routes them
 (units' manifests and scans fanned out to parcels, parcel scans through ``apply_scan``), twice:
 once without a learner (the heuristic, ``REMAINING_SHARE``) and once with one learner per
@@ -267,17 +268,40 @@ def print_table(result: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.estimates", description=__doc__.split("\n\n")[0])
     parser.add_argument("--learn-seed", type=int, default=1, help="seed of the learning period (default 1)")
-    parser.add_argument("--eval-seed", type=int, default=2, help="seed of the held-out period (default 2)")
-    parser.add_argument("--learn-parcels", type=int, default=6000, help="parcels ordered in the learning period")
-    parser.add_argument("--eval-parcels", type=int, default=2000, help="parcels ordered in the held-out period")
-    parser.add_argument("--learn-days", type=int, default=45, help="days of orders in the learning period")
-    parser.add_argument("--eval-days", type=int, default=15, help="days of orders in the held-out period")
+    parser.add_argument(
+        "--eval-seed",
+        type=int,
+        default=3,
+        help="seed of the held-out period (default 3; the defaults were tuned with --eval-seed 2)",
+    )
+    parser.add_argument(
+        "--learn-parcels", type=int, default=20000, help="parcels ordered in the learning period (default 20000)"
+    )
+    parser.add_argument(
+        "--eval-parcels", type=int, default=5000, help="parcels ordered in the held-out period (default 5000)"
+    )
+    parser.add_argument("--learn-days", type=int, default=45, help="days of orders in the learning period (default 45)")
+    parser.add_argument("--eval-days", type=int, default=15, help="days of orders in the held-out period (default 15)")
     parser.add_argument("--partitions", type=int, default=4, help="learners, one per partition (default 4)")
     defaults = EstimateConfig()
-    parser.add_argument("--half-life-days", type=float, default=defaults.half_life_ms / DAY)
-    parser.add_argument("--min-deliveries", type=float, default=defaults.min_deliveries)
-    parser.add_argument("--low-quantile", type=float, default=defaults.low_quantile)
-    parser.add_argument("--high-quantile", type=float, default=defaults.high_quantile)
+    parser.add_argument(
+        "--half-life-days",
+        type=float,
+        default=defaults.half_life_ms / DAY,
+        help="decay: a delivery's weight halves every this many days (default: the worker's)",
+    )
+    parser.add_argument(
+        "--min-deliveries",
+        type=float,
+        default=defaults.min_deliveries,
+        help="decayed deliveries a key needs before its window replaces the heuristic (default: the worker's)",
+    )
+    parser.add_argument(
+        "--low-quantile", type=float, default=defaults.low_quantile, help="the window's earliest end (default: p5)"
+    )
+    parser.add_argument(
+        "--high-quantile", type=float, default=defaults.high_quantile, help="the window's latest end (default: p95)"
+    )
     parser.add_argument("--output", type=Path, help="JSON file (default benchmarks/results/estimates-<UTC>.json)")
     args = parser.parse_args(argv)
     if args.learn_seed == args.eval_seed:

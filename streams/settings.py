@@ -91,7 +91,7 @@ class WorkerSettings(SlaSettings, EventTimeSettings):
     estimate_half_life_hours: float = Field(72.0, gt=0)
     """Learned delivery estimates: a delivery's weight halves every this many hours of event time, so
     a change in a lane (a strike, a holiday) takes over its estimates within a few of them."""
-    estimate_min_deliveries: float = Field(20.0, ge=1)
+    estimate_min_deliveries: float = Field(10.0, ge=1)
     """Deliveries (decayed) a route, step and service level needs before its learned window replaces
     the heuristic one."""
     estimate_low_quantile: float = Field(0.05, ge=0, lt=1)
