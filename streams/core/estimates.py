@@ -32,6 +32,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import islice
 from typing import Any, Final
 
 from fastdigest import TDigest
@@ -133,14 +135,9 @@ def _digest(centroids: Sequence[tuple[float, float]], max_centroids: int) -> TDi
     )
 
 
-def estimate_keys(history: Sequence[dict[str, Any]], shipment: dict[str, Any] | None) -> Iterator[str | None]:
-    """The estimate key of each history entry, ``origin|arrival|destination|step|service level``,
-    with the route as known at that entry ("-" for a part not known yet); None for entries whose
-    step is not estimated. History entries are the parcel's, in event-time order."""
-    shipment = shipment or {}
-    level = shipment.get("service_level") or "standard"
+def _routes(history: Sequence[dict[str, Any]], shipment: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(origin, arrival) as known at each history entry ("-" for a part not known yet)."""
     origin = shipment.get("origin_country") or "-"
-    destination = shipment.get("destination_country") or "-"
     arrival = "-"
     departed = located = False
     for entry in history:
@@ -157,14 +154,38 @@ def estimate_keys(history: Sequence[dict[str, Any]], shipment: dict[str, Any] | 
             origin = place
         elif code in ARRIVAL_CODES and arrival == "-" and place:
             arrival = place
-        classification = classify(code)
-        if classification.milestone in NOT_ESTIMATED_MILESTONES or code in INFORMATIONAL:
-            yield None  # an informational scan never becomes the current one: nothing is counted from it
-            continue
-        parts = (origin, arrival, destination, classification.sub_status, level)
-        yield "|".join(part.replace("|", "/") for part in parts)  # codes are publisher text
+        yield origin, arrival
 
 
+def _key(route: tuple[str, str], code: str, shipment: dict[str, Any]) -> str | None:
+    classification = classify(code)
+    if classification.milestone in NOT_ESTIMATED_MILESTONES or code in INFORMATIONAL:
+        return None  # an informational scan never becomes the current one: nothing is counted from it
+    destination = shipment.get("destination_country") or "-"
+    parts = (*route, destination, classification.sub_status, shipment.get("service_level") or "standard")
+    return "|".join(part.replace("|", "/") for part in parts)  # codes are publisher text
+
+
+def estimate_keys(history: Sequence[dict[str, Any]], shipment: dict[str, Any] | None) -> Iterator[str | None]:
+    """The estimate key of each history entry, ``origin|arrival|destination|step|service level``,
+    with the route as known at that entry ("-" for a part not known yet); None for entries whose
+    step is not estimated. History entries are the parcel's, in event-time order."""
+    shipment = shipment or {}
+    for entry, route in zip(history, _routes(history, shipment), strict=True):
+        yield _key(route, entry["code"], shipment)
+
+
+def estimate_key(history: Sequence[dict[str, Any]], index: int, shipment: dict[str, Any] | None) -> str | None:
+    """The estimate key of ``history[index]`` alone (one per scan: the route is followed up to it,
+    one key is built)."""
+    shipment = shipment or {}
+    route = ("-", "-")
+    for route in islice(_routes(history, shipment), index + 1):  # noqa: B007 (the last one is wanted)
+        pass
+    return _key(route, history[index]["code"], shipment)
+
+
+@lru_cache(maxsize=4096)  # called on every scan; keys repeat
 def backoff_keys(key: str) -> tuple[str, str, str, str]:
     """The key, then the same route and step over every service level, then the same origin,
     arrival and step over every destination and level, then the step on every route: the order in

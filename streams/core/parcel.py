@@ -14,7 +14,7 @@ Rules:
 - Last known location: the latest located event up to the current one. Carrier: the current one's.
 - Estimated delivery: the promise is ``ordered_time + SlaRules.promise_for(service_level)``; the
   window is counted from the current event's time, so it moves when the parcel is delayed: the
-  learned p10-p90 of the remaining time after the current step on the parcel's route and service
+  learned p5-p95 of the remaining time after the current step on the parcel's route and service
   level (``streams.core.estimates``) when the caller passes the learner and it has enough
   deliveries of that key, else the typical remaining share of the promise after the milestone
   (``REMAINING_SHARE``). Delivered:
@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
 from streams.core.authority import check_scan
-from streams.core.estimates import DeliveryEstimates, estimate_keys
+from streams.core.estimates import DeliveryEstimates, estimate_key
 from streams.core.rules import SlaRules
 from streams.core.sla import evaluate
 from streams.core.stages import NO_OBSERVATIONS, StageObservations, StageProgress, advance, step
@@ -498,7 +498,7 @@ def _estimate(parcel: Parcel, rules: SlaRules, estimates: DeliveryEstimates | No
             anchor = parcel.ordered_time_ms
         learned = None
         if estimates is not None:
-            *_, key = estimate_keys(parcel.history[: parcel.current_index + 1], parcel.shipment)
+            key = estimate_key(parcel.history, parcel.current_index, parcel.shipment)
             learned = estimates.window(key, anchor)
         if learned is not None:
             earliest, latest = learned

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from streams.core.estimates import DeliveryEstimates, EstimateConfig, backoff_keys, estimate_keys
+from streams.core.estimates import DeliveryEstimates, EstimateConfig, backoff_keys, estimate_key, estimate_keys
 from streams.core.parcel import REMAINING_SHARE, Parcel, apply_scan
 from streams.core.rules import SlaRules
 from tests.streams.builders import DAY, HOUR, T0, location, scan, shipment
@@ -80,6 +80,10 @@ def test_keys_name_the_route_as_known_at_each_scan_the_step_and_the_service_leve
         None,  # an informational scan never is the current one
         None,  # nothing to estimate after the delivery
     ]
+    # The key a scan is estimated with is the key its delivery teaches.
+    assert [estimate_key(history, i, shipment("express")) for i in range(len(history))] == list(
+        estimate_keys(history, shipment("express"))
+    )
     assert backoff_keys("HGH|LGG|BE|held_import|express") == (
         "HGH|LGG|BE|held_import|express",
         "HGH|LGG|BE|held_import|*",
