@@ -121,7 +121,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # Departures sized to the simulated volume, so each lane departs every few days as at the real
     # hub (the simulator's defaults, 600 parcels per flight and 4,000 per train or vessel, would let a few
     # hundred parcels a day wait weeks for their train or vessel).
-    consolidation = {"bags_per_uld": 4, "bags_per_container": 8, "units_per_departure": 2}
+    consolidation: dict[str, Any] = {"bags_per_uld": 4, "bags_per_container": 8, "units_per_departure": 2}
+    if args.simulator_departures:
+        consolidation = {}
     learn = simulate(
         SimulationConfig(
             seed=args.learn_seed,
@@ -223,6 +225,7 @@ def report(
             "delivered": delivered,
         },
         "partitions": args.partitions,
+        "departures": "simulator" if args.simulator_departures else "sized to the volume",
         "estimate_config": {
             "half_life_days": config.half_life_ms / DAY,
             "min_deliveries": config.min_deliveries,
@@ -283,6 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learn-days", type=int, default=45, help="days of orders in the learning period (default 45)")
     parser.add_argument("--eval-days", type=int, default=15, help="days of orders in the held-out period (default 15)")
     parser.add_argument("--partitions", type=int, default=4, help="learners, one per partition (default 4)")
+    parser.add_argument(
+        "--simulator-departures",
+        action="store_true",
+        help="keep the simulator's departure sizes (600 parcels per flight, 4,000 per train or vessel): at "
+        "this volume rail and sea then leave about once a month",
+    )
     defaults = EstimateConfig()
     parser.add_argument(
         "--half-life-days",
