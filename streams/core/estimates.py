@@ -5,10 +5,11 @@ delivery: ``received_at_hub``, ``held_import``, ``attempt_failed``...) gives one
 from that scan to the delivery. The samples go to a streaming quantile sketch (a t-digest from
 ``fastdigest``) per estimate key, ``origin|arrival|destination|step|service level``: the route as
 known at that scan (``HGH|LGG|BE`` once the linehaul arrived, ``HGH|-|BE`` after its departure,
-the first place scanned before it: ``CN-HGH-WH1|-|BE``), the step and the service level. A parcel's window is then
-counted from its current scan: ``[anchor + p_low, anchor + p_high]`` of its key's remaining times
-(p5-p95 by default). The step is finer than the taxonomy's milestone on purpose: a customs hold
-or a failed attempt is its own key, so the window moves when the anomaly happens.
+the first place scanned before it: ``CN-HGH-WH1|-|BE``), the step and the service level. A
+parcel's window is then counted from its current scan: ``[anchor + p_low, anchor + p_high]`` of
+its key's remaining times (p5-p95 by default). The step is finer than the taxonomy's milestone on
+purpose: a customs hold or a failed attempt is its own key, so the window moves when the anomaly
+happens.
 
 Decay (forward decay, Cormode et al. 2009): a sample delivered at ``t`` is added with weight
 ``2 ** ((t - landmark) / half_life)``, so every sample's weight relative to the newest halves
