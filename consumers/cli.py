@@ -87,6 +87,14 @@ def projector_command(
             "(env PARCELSTREAM_MOVEMENT_RETENTION_DAYS; default 14).",
         ),
     ] = None,
+    estimate_move_threshold_hours: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Hours the estimated delivery window's start or end must shift by before the tracking page "
+            "says it moved, and why (env PARCELSTREAM_ESTIMATE_MOVE_THRESHOLD_HOURS; default 12).",
+        ),
+    ] = None,
 ) -> None:
     """Keep the Redis read model in step with the parcel-state topic (and the movement board with the
     manifests and unit scans); runs until Ctrl-C / SIGTERM."""
@@ -104,6 +112,7 @@ def projector_command(
         projector_metrics_port=metrics_port,
         projector_movements=movements,
         movement_retention_days=movement_retention_days,
+        estimate_move_threshold_hours=estimate_move_threshold_hours,
     )
     try:
         check_redis(settings.redis_url)

@@ -17,6 +17,11 @@ both speak through this module, so a step reads the same everywhere.
   estimated window in the local time of the latest scan, or "Running late" with the reasons: the
   SLA rules the parcel has breached (``delay_reasons`` of the public view, names of
   ``schemas/sla.py``), else the promise when the window ends after it (``on_time`` false).
+  Under an estimated window, when the read model recorded a move of it (``estimate_moved`` of the
+  public view: the start or end shifted by more than the projector's threshold), when and why:
+  "Estimated delivery moved from Tue, Dec 8 – Thu, Dec 10 to Fri, Dec 11 – Mon, Dec 14 on Dec 5:
+  held by customs in Belgium", the reason being the step message of the scan that moved it. Not
+  once delivered, nor when no window is shown.
 """
 
 from __future__ import annotations
@@ -535,6 +540,19 @@ DELIVERY_TEXTS: Final[dict[str, dict[str, str]]] = {
     },
 }
 
+#: The latest move of the estimated window (``estimate_moved`` of the public view): from which
+#: window to which, on which day, and the step that moved it (its step message).
+MOVED_TEXTS: Final[dict[str, str]] = {
+    "en": "Estimated delivery moved from {before} to {after} on {day}: {reason}",
+    "fr": "Livraison prévue déplacée de {before} à {after} le {day} : {reason}",
+    "nl": "Verwachte bezorging verschoven van {before} naar {after} op {day}: {reason}",
+    "de": "Voraussichtliche Zustellung am {day} von {before} auf {after} verschoben: {reason}",
+    "zh": "预计送达时间于{day}从{before}调整为{after}：{reason}",
+}
+#: Languages whose step messages read mid-sentence with a lower-case first letter (German nouns
+#: keep theirs; Chinese has none).
+_LOWER_MID_SENTENCE: Final = frozenset({"en", "fr", "nl"})
+
 #: Why a parcel runs late, per SLA rule it has breached (``schemas.sla.SLA_RULES``).
 DELAY_REASONS: Final[dict[str, dict[str, str]]] = {
     "en": {
@@ -615,6 +633,7 @@ class Flag:
 class DeliveryLine:
     kind: str  # "delivered", "window", "late", "customs", "not_delivering" or "unknown"
     text: str
+    moved: str | None = None  # when and why the estimated window last moved (``MOVED_TEXTS``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -831,6 +850,31 @@ def _window(estimate: Mapping[str, Any], utc_offset_minutes: int, language: str)
     return format_interval(earliest, latest, "MMMEd", locale=language)
 
 
+def moved_text(move: Mapping[str, Any], utc_offset_minutes: int, language: str) -> str:
+    """The sentence of one move of the window (``consumers.read_model.estimate_move``): both windows
+    in the local time of ``utc_offset_minutes`` (as the delivery line shows them), the day in the
+    moving step's own, and that step's message as the reason."""
+    language = supported(language)
+    reason, _ = step_message(
+        status=move.get("status", ""),
+        sub_status=move.get("sub_status"),
+        code=move.get("code"),
+        language=language,
+        location=move.get("location"),
+    )
+    key = sub_status_of(move.get("code"), move.get("sub_status"))
+    starts_with_word = key is not None and not STEP_MESSAGES[language][key].startswith("{")
+    if language in _LOWER_MID_SENTENCE and starts_with_word:
+        reason = reason[:1].lower() + reason[1:]
+    day = local_datetime(move["at_ms"], int(move.get("utc_offset_minutes") or 0)).date()
+    return MOVED_TEXTS[language].format(
+        before=_window(move["from"], utc_offset_minutes, language),
+        after=_window(move["to"], utc_offset_minutes, language),
+        day=format_skeleton("MMMd", day, locale=language),
+        reason=reason,
+    )
+
+
 def delay_reasons(view: Mapping[str, Any]) -> tuple[str, ...]:
     """Why the parcel runs late: its breached SLA rules, else the promise when it is not on time."""
     breached = set(view.get("delay_reasons") or ())
@@ -859,9 +903,12 @@ def delivery_line(view: Mapping[str, Any], language: str, flag: Flag | None = No
     offset = int((history[-1] if history else {}).get("utc_offset_minutes") or 0)
     if estimate:
         window = _window(estimate, offset, language)
+        move = view.get("estimate_moved")
+        moved = moved_text(move, offset, language) if move else None
         if reasons:
-            return DeliveryLine("late", texts["late_window"].format(reasons=reasons_text, window=window))
-        return DeliveryLine("window", texts["window"].format(window=window))
+            late = texts["late_window"].format(reasons=reasons_text, window=window)
+            return DeliveryLine("late", late, moved)
+        return DeliveryLine("window", texts["window"].format(window=window), moved)
     if reasons:
         return DeliveryLine("late", texts["late"].format(reasons=reasons_text))
     if flag is not None and flag.kind == "customs_hold":

@@ -22,6 +22,7 @@ from consumers import metrics
 from consumers.backlog import BacklogGauges, read_backlog
 from consumers.movements import MovementWriter, unit_scan_of
 from consumers.read_model import (
+    HOUR_MS,
     InvalidRecordError,
     Keys,
     ProjectedParcel,
@@ -150,6 +151,7 @@ class Projector:
         self.settings = settings
         self.keys = Keys(settings.redis_prefix)
         self.postcode_key = settings.postcode_hash_key
+        self.move_threshold_ms = int(settings.estimate_move_threshold_hours * HOUR_MS)
         self.codec = default_codec()
         self.log = log
         self.batch_size = batch_size
@@ -280,7 +282,13 @@ class Projector:
                     for tn, hash_key in zip(tracking_numbers, hash_keys, strict=True):
                         values = pipe.hmget(hash_key, StoredIndexEntry.FIELDS)
                         try:
-                            planned = _plan(self.keys, tn, changes[tn], StoredIndexEntry.from_values(values))
+                            planned = _plan(
+                                self.keys,
+                                tn,
+                                changes[tn],
+                                StoredIndexEntry.from_values(values),
+                                self.move_threshold_ms,
+                            )
                         except Exception as error:  # e.g. a stored hash no projector wrote
                             failed[tn] = error
                             continue
@@ -395,7 +403,9 @@ class _Planned:
     stale: int = 0
 
 
-def _plan(keys: Keys, tracking_number: str, change: ParcelChange, stored: StoredIndexEntry | None) -> _Planned:
+def _plan(
+    keys: Keys, tracking_number: str, change: ParcelChange, stored: StoredIndexEntry | None, move_threshold_ms: int
+) -> _Planned:
     """One parcel's writes for its change in a batch."""
     planned = _Planned([])
     if change.delete:
@@ -405,7 +415,7 @@ def _plan(keys: Keys, tracking_number: str, change: ParcelChange, stored: Stored
             planned.deleted += 1
         stored = None
     if change.state is not None:
-        write = plan_write(keys, change.state, stored)
+        write = plan_write(keys, change.state, stored, move_threshold_ms)
         if write is None:
             planned.stale += 1
         else:

@@ -49,6 +49,7 @@ PARCEL_FIELDS: Final[tuple[str, ...]] = (
     "last_event_time_ms",
     "last_location",
     "estimated_delivery",
+    "estimate_moved",
     "on_time",
     "open_sla",
     "service_level",
@@ -194,6 +195,8 @@ def project(state: Mapping[str, Any], postcode_key: bytes = b"") -> ProjectedPar
         "last_event_time_ms": str(int(state["last_event_time_ms"])),
         "last_location": _dumps(state.get("last_location")),
         "estimated_delivery": _dumps(state.get("estimated_delivery")),
+        # A state alone does not say how its window moved: plan_write compares it with the stored one.
+        "estimate_moved": "",
         "on_time": "1" if state.get("on_time", True) else "0",
         "open_sla": _dumps(sorted(set(state.get("open_sla") or []))),
         "service_level": state.get("service_level") or "",
@@ -226,6 +229,8 @@ class StoredIndexEntry:
     open_sla: tuple[str, ...]
     stage: str = ""
     postcode_hash: str = ""
+    estimated_delivery: str = ""  # as stored: JSON, "null" or ""
+    estimate_moved: str = ""  # the latest move of the window (``estimate_move``), JSON or ""
 
     #: Hash fields to read (HMGET) to build this, in order.
     FIELDS: ClassVar[tuple[str, ...]] = (
@@ -236,13 +241,15 @@ class StoredIndexEntry:
         "open_sla",
         "stage",
         "postcode_hash",
+        "estimated_delivery",
+        "estimate_moved",
     )
 
     @classmethod
     def from_values(cls, values: Iterable[bytes | str | None]) -> StoredIndexEntry | None:
         """From HMGET of ``FIELDS``; None when the parcel is not stored."""
         decoded = [v.decode() if isinstance(v, bytes) else v for v in values]
-        version, status, carrier, route, open_sla, stage, stored_hash = decoded
+        version, status, carrier, route, open_sla, stage, stored_hash, estimate, moved = decoded
         if version is None:
             return None
         return cls(
@@ -253,6 +260,8 @@ class StoredIndexEntry:
             tuple(json.loads(open_sla or "[]")),
             stage or "",
             stored_hash or "",
+            estimate or "",
+            moved or "",
         )
 
 
@@ -278,8 +287,66 @@ def _index_memberships(keys: Keys, status: str, carrier: str, route: str, open_s
     return memberships
 
 
-def plan_write(keys: Keys, new: ProjectedParcel, stored: StoredIndexEntry | None) -> WritePlan | None:
+# -- when the estimated window moved -----------------------------------------------------------------
+
+#: Default of PARCELSTREAM_ESTIMATE_MOVE_THRESHOLD_HOURS: a window whose start or end shifts by more
+#: than this is a move customers are told about (smaller shifts are the estimate's normal drift).
+DEFAULT_ESTIMATE_MOVE_THRESHOLD_HOURS: Final = 12.0
+HOUR_MS: Final = 3_600_000
+
+
+def _window_of(estimate: Any) -> dict[str, int] | None:
+    """(earliest, latest) of an ``estimated_delivery``, None when there is none."""
+    if not isinstance(estimate, Mapping):
+        return None
+    earliest, latest = estimate.get("earliest_ms"), estimate.get("latest_ms")
+    if not isinstance(earliest, int) or not isinstance(latest, int):
+        return None
+    return {"earliest_ms": earliest, "latest_ms": latest}
+
+
+def estimate_move(stored_estimate: str, new_fields: Mapping[str, str], threshold_ms: int) -> dict[str, Any] | None:
+    """The move of the estimated window from ``stored_estimate`` (the stored JSON) to the new
+    state's, when its start or its end shifts by more than ``threshold_ms``; None otherwise, and
+    when either side has no estimate (no window before, or none any more: nothing moved that a
+    customer saw). The move records when (the new state's last event time, with that scan's UTC
+    offset), the window before and after, whether it moved later or earlier (by its midpoint), and
+    the step that moved it (status, sub-status, code, place of the state's last event)."""
+    before = _window_of(json.loads(stored_estimate or "null"))
+    after = _window_of(json.loads(new_fields["estimated_delivery"] or "null"))
+    if before is None or after is None:
+        return None
+    start_shift = after["earliest_ms"] - before["earliest_ms"]
+    end_shift = after["latest_ms"] - before["latest_ms"]
+    if max(abs(start_shift), abs(end_shift)) <= threshold_ms:
+        return None
+    history = json.loads(new_fields["history"] or "[]")
+    step = next((e for e in reversed(history) if e.get("event_id") == new_fields["last_event_id"]), None)
+    step = step or (history[-1] if history else {})
+    return {
+        "at_ms": int(new_fields["last_event_time_ms"]),
+        "utc_offset_minutes": int(step.get("utc_offset_minutes") or 0),
+        "from": before,
+        "to": after,
+        "direction": "later" if start_shift + end_shift >= 0 else "earlier",
+        "status": new_fields["status"],
+        "sub_status": new_fields["sub_status"],
+        "code": step.get("code"),
+        "location": step.get("location"),
+    }
+
+
+def plan_write(
+    keys: Keys,
+    new: ProjectedParcel,
+    stored: StoredIndexEntry | None,
+    move_threshold_ms: int = int(DEFAULT_ESTIMATE_MOVE_THRESHOLD_HOURS * HOUR_MS),
+) -> WritePlan | None:
     """The writes that move the parcel from ``stored`` to ``new``; None when ``new`` is not newer.
+
+    The latest move of the estimated window (``estimate_move``, by more than ``move_threshold_ms``)
+    is kept in the parcel's hash (field ``estimate_moved``; a newer move replaces it, so it stays one
+    entry and goes with the hash). Only newer versions are compared, so a replay moves nothing.
 
     An older or replayed state still rewrites a postcode hash made with another key (or unkeyed, by
     older versions): replaying ``parcel-state`` migrates the read model to the current key."""
@@ -288,7 +355,10 @@ def plan_write(keys: Keys, new: ProjectedParcel, stored: StoredIndexEntry | None
         if wanted and postcode_hash_prefix(stored.postcode_hash) != postcode_hash_prefix(wanted):
             return WritePlan(hash_key=keys.parcel(new.tracking_number), hash_fields={"postcode_hash": wanted})
         return None
-    fields = new.fields
+    fields = dict(new.fields)
+    if stored is not None:
+        move = estimate_move(stored.estimated_delivery, fields, move_threshold_ms)
+        fields["estimate_moved"] = _dumps(move) if move is not None else stored.estimate_moved
     wanted = _index_memberships(
         keys, fields["status"], fields["carrier"], fields["route"], json.loads(fields["open_sla"])
     )
@@ -306,7 +376,7 @@ def plan_write(keys: Keys, new: ProjectedParcel, stored: StoredIndexEntry | None
     )
     return WritePlan(
         hash_key=keys.parcel(tn),
-        hash_fields=dict(fields),
+        hash_fields=fields,
         index_removals=[(key, tn) for key in sorted(held - wanted)] + backlog_removals,
         # Re-adding kept memberships refreshes their score (the last event time).
         index_additions=[(key, tn, new.score) for key in sorted(wanted)] + backlog_additions,
@@ -393,6 +463,7 @@ def public_view(fields: Mapping[str, bytes | str | None]) -> dict[str, Any]:
         "last_event_time_ms": int(_text(fields.get("last_event_time_ms")) or 0),
         "last_location": json.loads(_text(fields.get("last_location")) or "null"),
         "estimated_delivery": json.loads(_text(fields.get("estimated_delivery")) or "null"),
+        "estimate_moved": json.loads(_text(fields.get("estimate_moved")) or "null"),
         "on_time": _text(fields.get("on_time")) != "0",
         "delay_reasons": delay_reasons(json.loads(_text(fields.get("open_sla")) or "[]")),
         "history": [

@@ -27,6 +27,9 @@ class ConsumerSettings(PipelineSettings):
     """The projector also reads manifests and unit scans for the movement board (PARCELSTREAM_PROJECTOR_MOVEMENTS)."""
     movement_retention_days: float = 14.0
     """Days the movement board keeps a movement after its last record (PARCELSTREAM_MOVEMENT_RETENTION_DAYS)."""
+    estimate_move_threshold_hours: float = Field(12.0, ge=0)
+    """Hours the estimated window's start or end must shift by before the tracking page says the
+    estimate moved, and why (PARCELSTREAM_ESTIMATE_MOVE_THRESHOLD_HOURS)."""
     tracking_host: str = "127.0.0.1"
     """Interface the tracking service listens on (PARCELSTREAM_TRACKING_HOST)."""
     tracking_port: int = 8080

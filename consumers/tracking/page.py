@@ -58,6 +58,9 @@ def render_view(view: dict[str, Any], language: str) -> str:
             f"<p><strong>{escape(shown.flag.title)}</strong></p>"
             f"<p>{escape(strings['what_you_can_do'])} {escape(shown.flag.advice)}</p></div>"
         )
+    moved = ""
+    if shown.delivery.moved:
+        moved = f'<p id="estimate-moved" class="estimate-moved">{escape(shown.delivery.moved)}</p>'
     steps = []
     for step in shown.steps:
         place = f' <span class="place">· {escape(step.place)}</span>' if step.place else ""
@@ -75,6 +78,7 @@ def render_view(view: dict[str, Any], language: str) -> str:
         f'<span id="status" data-status="{escape(shown.status)}">{escape(shown.status_name)}</span></h2>'
         f'<p id="delivery" class="delivery delivery-{shown.delivery.kind}">'
         f'<span class="visually-hidden">{escape(strings["delivery"])}: </span>{escape(shown.delivery.text)}</p>'
+        f"{moved}"
         f"{flag}"
         f'<h2 id="label-journey">{escape(strings["journey"])}</h2>'
         f'<ol id="milestones" class="milestones" aria-labelledby="label-journey">{"".join(bar)}</ol>'
@@ -199,6 +203,7 @@ h2 { font-size: 1.1rem; margin: 1.25rem 0 0.5rem; }
 .delivery { font-size: 1.05rem; font-weight: 600; padding: 0.6rem 0.75rem; border-radius: 6px; background: #e8f1fb; }
 .delivery-delivered { background: #e3f4e8; color: #14532d; }
 .delivery-late, .delivery-not_delivering { background: #fdecea; color: #8a1c13; }
+.estimate-moved { margin-top: 0.4rem; }
 .flag { border-left: 4px solid #b3261e; background: #fff4f2; padding: 0.5rem 0.75rem; margin: 0.75rem 0; }
 .flag p { margin: 0.25rem 0; }
 .milestones { list-style: none; margin: 0; padding: 0; }
