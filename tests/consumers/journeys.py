@@ -115,3 +115,16 @@ def returning(tracking_number: str) -> dict[str, Any]:
         ("RETURN_TO_SENDER", 120, DEPOT, BELGIUM, "GLS", None),
     ]
     return journey_state(tracking_number, steps, estimated_delivery=None)
+
+
+#: The window the worker gives once customs hold the parcel of ``window_moved``: Sat 10 – Tue 13 Jan,
+#: 3 and 4 days after the 7 – 9 Jan of ``journey_state``.
+HELD_WINDOW = {"earliest_ms": BASE_TIME_MS + 9 * DAY_MS, "latest_ms": BASE_TIME_MS + 12 * DAY_MS, "promised_ms": None}
+
+
+def window_moved(tracking_number: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two states of one parcel: presented to customs (window 7 – 9 Jan), then held by customs in
+    Belgium on 3 Jan, which moves the window to 10 – 13 Jan (not yet late: no SLA breached)."""
+    before = journey_state(tracking_number, TO_CUSTOMS)
+    held = [*TO_CUSTOMS, ("IMPORT_CUSTOMS_HELD", 64, CUSTOMS, BELGIUM, "BE-CUSTOMS", None)]
+    return before, journey_state(tracking_number, held, estimated_delivery=dict(HELD_WINDOW))
