@@ -2,7 +2,8 @@
 milestone bar and the delivery line of a delivered, an in-transit, a held-in-customs and a returning
 parcel; axe-core finds no serious or critical violation; the page reads without JavaScript, its
 language is switchable and remembered; a live update replaces a step without a reload (the whole
-path: Kafka → projector → Redis pub/sub → SSE → page); data is shown as text, never as markup.
+path: Kafka → projector → Redis pub/sub → SSE → page); a moved delivery window says when and why;
+data is shown as text, never as markup.
 
 axe-core comes from the ``axe-playwright-python`` package (a test dependency) and is injected by the
 test only (an init script, so the page's own Content-Security-Policy stays as served)."""
@@ -268,6 +269,50 @@ def test_a_live_update_replaces_the_steps_bar_and_delivery_line_without_a_reload
     assert "Livré le dim. 4 janv. 2026 23:30 (UTC+1)" in page.inner_text("#delivery")
     assert texts(page, "#history .message")[0] == "Livré"
     assert page.evaluate("window.__sameDocument") is True  # no reload happened
+
+
+def test_a_moved_window_says_when_and_why_live_and_on_load_and_not_once_delivered(
+    consumer_settings: ConsumerSettings,
+    state_producer: StateProducer,
+    run_projector: Callable[[ConsumerSettings], Projector],
+    tracking_server: Callable[[ConsumerSettings], str],
+    new_page: Callable[..., Page],
+    redis_client: redis.Redis,
+) -> None:
+    """Kafka → projector (which detects the move) → Redis → page: the line arrives with the live
+    update, is there on a fresh load in another language, and goes once the parcel is delivered."""
+    base_url = tracking_server(consumer_settings)
+    run_projector(consumer_settings)
+    keys = Keys(consumer_settings.redis_prefix)
+    before, held = journeys.window_moved(TN)
+    state_producer.send(before)
+    wait_for(lambda: redis_client.hget(keys.parcel(TN), "version") == "9", 60, "the parcel in Redis")
+
+    page = new_page(width=360, axe=True)
+    page.goto(page_url(base_url, TN))
+    assert page.locator("#estimate-moved").count() == 0
+    page.wait_for_function("() => document.getElementById('live').textContent === 'Live updates'")
+
+    state_producer.send(held)  # customs hold the parcel: the worker's window moves by 3 to 4 days
+    page.wait_for_function("() => document.getElementById('estimate-moved') !== null")
+    assert page.inner_text("#delivery").endswith("Expected Sat, Jan 10\u2009–\u2009Tue, Jan 13")
+    assert page.inner_text("#estimate-moved") == (
+        "Estimated delivery moved from Wed, Jan 7\u2009–\u2009Fri, Jan 9 to Sat, Jan 10\u2009–\u2009Tue, Jan 13"
+        " on Jan 3: held by customs in Belgium"
+    )
+    assert serious_axe_violations(page) == []
+
+    fresh = new_page(width=1280, javascript=False)
+    fresh.goto(page_url(base_url, TN, "de"))
+    assert fresh.inner_text("#estimate-moved") == (
+        "Voraussichtliche Zustellung am 3. Jan. von Mi., 7.\u2009–\u2009Fr., 9. Jan. auf "
+        "Sa., 10.\u2009–\u2009Di., 13. Jan. verschoben: Vom Zoll angehalten (Belgien)"
+    )
+    assert fresh.evaluate("document.documentElement.scrollWidth") <= 1280
+
+    state_producer.send(journeys.delivered(TN))  # a newer version: delivered, the move is not shown
+    page.wait_for_function("() => document.getElementById('status').textContent === 'Delivered'")
+    assert page.locator("#estimate-moved").count() == 0
 
 
 def test_markup_in_data_is_shown_as_text(
