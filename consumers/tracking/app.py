@@ -21,7 +21,7 @@ import logging
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI, Query, Request, Security
@@ -66,6 +66,26 @@ class EstimatedDelivery(BaseModel):
     promised_ms: int | None = Field(None, description="The service level's promise, UTC epoch milliseconds")
 
 
+class EstimateWindow(BaseModel):
+    earliest_ms: int = Field(description="UTC epoch milliseconds")
+    latest_ms: int = Field(description="UTC epoch milliseconds")
+
+
+class EstimateMove(BaseModel):
+    """The latest move of the estimated window by more than the projector's threshold
+    (PARCELSTREAM_ESTIMATE_MOVE_THRESHOLD_HOURS), and the scan that moved it."""
+
+    at_ms: int = Field(description="Event time of the scan that moved the window, UTC epoch milliseconds")
+    utc_offset_minutes: int = Field(description="Local offset of that scan, for display")
+    from_: EstimateWindow = Field(alias="from", description="The window before")
+    to: EstimateWindow = Field(description="The window after")
+    direction: Literal["later", "earlier"] = Field(description="Where the window's midpoint went")
+    status: str
+    sub_status: str = Field(description="The step that moved it")
+    code: str | None = Field(None, description="Normalised scan code of that step")
+    location: Location | None = None
+
+
 class HistoryEntry(BaseModel):
     event_time_ms: int = Field(description="UTC epoch milliseconds")
     utc_offset_minutes: int = Field(description="Local offset of the scan, for display")
@@ -85,6 +105,7 @@ class Parcel(BaseModel):
     last_event_time_ms: int
     last_location: Location | None = None
     estimated_delivery: EstimatedDelivery | None = None
+    estimate_moved: EstimateMove | None = Field(None, description="When and why the estimated window last moved")
     on_time: bool
     delay_reasons: list[str] = Field(
         [], description="SLA rules the parcel has breached, why it runs late: " + ", ".join(SLA_RULES)

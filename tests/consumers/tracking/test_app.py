@@ -55,6 +55,24 @@ def test_a_parcel_is_found_with_its_postcode_or_a_signed_token(
     assert by_token.json() == body
 
 
+def test_the_api_says_when_and_why_the_window_moved(
+    api: httpx.Client, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    before, held = journeys.window_moved(TN)
+    seed(redis_client, redis_prefix, before)
+    token = {"token": mint_token(TRACKING_SECRET, TN)}
+    assert api.get(f"/v1/parcels/{TN}", params=token).json()["estimate_moved"] is None
+    seed(redis_client, redis_prefix, held)
+    moved = api.get(f"/v1/parcels/{TN}", params=token).json()["estimate_moved"]
+    assert moved["from"] == {
+        "earliest_ms": before["estimated_delivery"]["earliest_ms"],
+        "latest_ms": before["estimated_delivery"]["latest_ms"],
+    }
+    assert moved["to"]["earliest_ms"] == journeys.HELD_WINDOW["earliest_ms"]
+    assert (moved["direction"], moved["sub_status"], moved["code"]) == ("later", "held_import", "IMPORT_CUSTOMS_HELD")
+    assert moved["at_ms"] == held["last_event_time_ms"]
+
+
 def test_unknown_parcel_wrong_postcode_wrong_token_and_no_credentials_look_the_same(
     api: httpx.Client, redis_client: redis.Redis, redis_prefix: str
 ) -> None:
