@@ -18,6 +18,8 @@ Tracking numbers: upper-cased, then they must match ``^[A-Z0-9]{8,40}$`` (S10 po
 ``LX123456785CN`` and carriers' alphanumeric ids); anything else is rejected before it can become
 part of a key. A ParcelState is applied only when its ``version`` is higher than the stored one, so
 replays and late, older states change nothing, and replaying the topic gives the same content.
+The parcel's hash also keeps the latest move of its estimated window (``estimate_move``): what the
+stored state said against what the newer one says, so only the read model can know it.
 """
 
 from __future__ import annotations
