@@ -26,7 +26,8 @@ from consumers.backlog import read_backlog_async
 from consumers.movements import MOVEMENT_STATES, read_movements
 from consumers.read_model import Keys
 from consumers.settings import ConsumerSettings
-from consumers.tracking.operations_page import PAGE, SCRIPT, SECURITY_HEADERS, STYLE
+from consumers.tracking.operations_page import PAGE, SCRIPT, STYLE
+from consumers.tracking.page import SECURITY_HEADERS  # the customer page's: no external resource, no Referer
 
 OperationsKey = Annotated[
     str | None,

@@ -6,15 +6,6 @@ from __future__ import annotations
 
 from typing import Final
 
-SECURITY_HEADERS: Final[dict[str, str]] = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
-        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    ),
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-}
-
 #: Columns of the board: (API field, header).
 COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("expected", "expected"),
