@@ -35,13 +35,11 @@ from consumers.read_model import (
 )
 from consumers.settings import ConsumerSettings
 from schemas.codec import Codec, DecodeError, default_codec
-from schemas.dead_letters import dead_letter_record
+from schemas.dead_letters import PROCESSING_ERROR, dead_letter_record, processing_error_reason
 from schemas.kafka_clients import consumer_config, producer_config
 from schemas.statuses import STATUSES
 
 STAGE = "projector"
-#: Dead-letter reason code of a record whose handling raised (the exception class is in the reason).
-PROCESSING_ERROR = "processing_error"
 
 
 class ProjectorError(RuntimeError):
@@ -224,7 +222,7 @@ class Projector:
                 self.stats.dead_lettered += 1
                 continue
             except Exception as error:  # one bad record must not stop the stage
-                dead_letters.send(message, PROCESSING_ERROR, _processing_reason(error))
+                dead_letters.send(message, PROCESSING_ERROR, processing_error_reason(error))
                 self.stats.dead_lettered += 1
                 continue
             items.append(item)
@@ -239,7 +237,7 @@ class Projector:
             return  # stopped while Redis was down: the batch is not committed and will be replayed
         for tracking_number, error in failed.items():
             for message in sources[tracking_number]:
-                dead_letters.send(message, PROCESSING_ERROR, _processing_reason(error))
+                dead_letters.send(message, PROCESSING_ERROR, processing_error_reason(error))
                 self.stats.dead_lettered += 1
         applied = {tn: change for tn, change in changes.items() if tn not in failed}
         if (movement_messages or applied) and not self._retry_redis(
@@ -422,11 +420,6 @@ def _plan(
             planned.plans.append(write)
             planned.applied += 1
     return planned
-
-
-def _processing_reason(error: Exception) -> str:
-    # The class names the bug; the message is cut, since it may quote the record.
-    return f"{type(error).__name__}: {str(error)[:500]}"
 
 
 def queue_plan(pipe: redis.client.Pipeline, plan: WritePlan) -> None:

@@ -12,6 +12,15 @@ from typing import Any, Final
 
 #: A dead letter keeps at most this much of the rejected payload, so that it fits in a Kafka message.
 MAX_PAYLOAD_BYTES: Final = 256 * 1024
+#: Reason code of a record whose handling raised, in every consuming stage (worker, projector,
+#: notifier): the record is dead-lettered and the stage goes on.
+PROCESSING_ERROR: Final = "processing_error"
+
+
+def processing_error_reason(error: BaseException) -> str:
+    """The reason of a ``processing_error``: the exception class names the bug; the message is cut,
+    since it may quote the record."""
+    return f"{type(error).__name__}: {str(error)[:500]}"
 
 
 def dead_letter_record(

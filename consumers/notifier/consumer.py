@@ -22,11 +22,10 @@ from consumers.notifier.dead_letters import DeadLetterError, DeadLetterProducer
 from consumers.notifier.model import jobs_for_update
 from consumers.notifier.store import OutboxWriter, SubscriptionStore
 from schemas.codec import Codec, DecodeError, default_codec
+from schemas.dead_letters import PROCESSING_ERROR, processing_error_reason
 from schemas.kafka_clients import consumer_config
 
 log = logging.getLogger(__name__)
-#: Dead-letter reason code of a record whose handling raised (the exception class is in the reason).
-PROCESSING_ERROR = "processing_error"
 
 
 @dataclass
@@ -67,16 +66,7 @@ class UpdateConsumer:
         try:
             update = self.codec.decode(message.value() or b"", expect="StatusUpdate").value
         except DecodeError as error:
-            self.dead_letters.publish(
-                reason_code=error.reason_code,
-                reason=f"{message.topic()}[{message.partition()}]@{message.offset()}: {error.reason}",
-                payload=message.value() or b"",
-                key=message.key(),
-                source_topic=message.topic(),
-                source_partition=message.partition(),
-                source_offset=message.offset(),
-            )
-            self.stats.dead_lettered += 1
+            self._dead_letter(message, error.reason_code, error.reason)
             return
         self.stats.updates += 1
         try:
@@ -91,18 +81,20 @@ class UpdateConsumer:
             raise  # the store, not the record: the batch is retried
         except Exception as error:  # one bad record must not stop the stage (e.g. a date in year 9999)
             # Jobs enqueued before the error stay: each is delivered once, by its idempotency key.
-            self.dead_letters.publish(
-                reason_code=PROCESSING_ERROR,
-                reason=f"{message.topic()}[{message.partition()}]@{message.offset()}: "
-                f"{type(error).__name__}: {str(error)[:500]}",
-                payload=message.value() or b"",
-                key=message.key(),
-                source_topic=message.topic(),
-                source_partition=message.partition(),
-                source_offset=message.offset(),
-            )
-            self.stats.dead_lettered += 1
+            self._dead_letter(message, PROCESSING_ERROR, processing_error_reason(error))
             log.warning("notifier: dead-lettered a status update whose handling raised %s", type(error).__name__)
+
+    def _dead_letter(self, message: Message, reason_code: str, reason: str) -> None:
+        self.dead_letters.publish(
+            reason_code=reason_code,
+            reason=f"{message.topic()}[{message.partition()}]@{message.offset()}: {reason}",
+            payload=message.value() or b"",
+            key=message.key(),
+            source_topic=message.topic(),
+            source_partition=message.partition(),
+            source_offset=message.offset(),
+        )
+        self.stats.dead_lettered += 1
 
     def _handle_batch(self, messages: list[Message], stop: threading.Event) -> bool:
         """Handle every record, retrying the whole (idempotent) batch while Redis or the broker fails."""

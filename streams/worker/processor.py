@@ -30,7 +30,7 @@ from typing import Any, Final
 import orjson
 
 from schemas.codec import Codec, DecodeError, EncodeError, default_codec
-from schemas.dead_letters import dead_letter_record
+from schemas.dead_letters import PROCESSING_ERROR, dead_letter_record, processing_error_reason
 from schemas.event_time import EVENT_TIME_OUT_OF_RANGE, check_event_time
 from schemas.identifiers import identifier_problems, is_handling_unit
 from schemas.topics import MAX_RECORD_BYTES, TopicNames
@@ -456,7 +456,7 @@ class Processor:
         except Exception as error:  # a bug in the core must not stop the worker: the record waits in dead-letters
             batch.state.rollback()
             log.exception("processing %s[%s]@%s failed", message.topic, message.partition, message.offset)
-            return self._dead_letter(batch, message, "processing_error", f"{type(error).__name__}: {error}", wall_ms)
+            return self._dead_letter(batch, message, PROCESSING_ERROR, processing_error_reason(error), wall_ms)
 
     def _handle_scan(self, batch: Batch, message: SourceMessage, scan: dict[str, Any], wall_ms: int) -> None:
         tracking_number = scan.get("tracking_number")
@@ -547,7 +547,7 @@ class Processor:
             log.exception("SLA evaluation failed; dead-lettered, tried again in %d s event time", SLA_RETRY_MS // 1000)
             batch.rearm(tracking_number, now_ms + SLA_RETRY_MS)
             message = source or SourceMessage("sla-due", None, None, tracking_number.encode(), (tick or "").encode())
-            self._dead_letter(batch, message, "processing_error", f"{type(error).__name__}: {error}", wall_ms)
+            self._dead_letter(batch, message, PROCESSING_ERROR, processing_error_reason(error), wall_ms)
 
     def deadline_of(self, data: bytes) -> int | None:
         """Next SLA deadline of a stored parcel (rebuilding the timer's schedule)."""
