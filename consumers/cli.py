@@ -48,6 +48,29 @@ def _settings(**overrides: Any) -> ConsumerSettings:
     return ConsumerSettings(**{name: value for name, value in overrides.items() if value is not None})
 
 
+def _require_redis(url: str) -> None:
+    from schemas.redis_check import RedisUnavailableError, check_redis
+
+    try:
+        check_redis(url)
+    except RedisUnavailableError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
+
+
+def _serve_metrics(port: int) -> None:
+    """/metrics on ``port`` (an operations port; 0: none), or exit 1 when the port is taken."""
+    if not port:
+        return
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(port)
+    except OSError as error:
+        console.print(f"[red]error:[/red] cannot serve /metrics on port {port}: {error}")
+        raise typer.Exit(1) from None
+
+
 def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -98,10 +121,7 @@ def projector_command(
 ) -> None:
     """Keep the Redis read model in step with the parcel-state topic (and the movement board with the
     manifests and unit scans); runs until Ctrl-C / SIGTERM."""
-    from prometheus_client import start_http_server
-
     from consumers.projector import Projector, ProjectorError
-    from deploy.embedded import StackError, check_redis
 
     settings = _settings(
         bootstrap_servers=bootstrap_servers,
@@ -114,17 +134,8 @@ def projector_command(
         movement_retention_days=movement_retention_days,
         estimate_move_threshold_hours=estimate_move_threshold_hours,
     )
-    try:
-        check_redis(settings.redis_url)
-    except StackError as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(1) from None
-    if settings.projector_metrics_port:
-        try:
-            start_http_server(settings.projector_metrics_port)
-        except OSError as error:
-            console.print(f"[red]error:[/red] cannot serve /metrics on port {settings.projector_metrics_port}: {error}")
-            raise typer.Exit(1) from None
+    _require_redis(settings.redis_url)
+    _serve_metrics(settings.projector_metrics_port)
     if not settings.postcode_hash_key:
         console.print(
             "[yellow]warning:[/yellow] no PARCELSTREAM_POSTCODE_KEY or PARCELSTREAM_TRACKING_SECRET: "
@@ -169,10 +180,8 @@ def tracking_command(
     """Serve the tracking API, live updates, the customer tracking page and the merchants' subscriptions API
     (with /healthz; /metrics on the operations port)."""
     import uvicorn
-    from prometheus_client import start_http_server
 
     from consumers.tracking.app import create_app
-    from deploy.embedded import StackError, check_redis
 
     settings = _settings(
         tracking_host=host,
@@ -183,23 +192,14 @@ def tracking_command(
         operations_key=operations_key,
         tracking_metrics_port=metrics_port,
     )
-    try:
-        check_redis(settings.redis_url)
-    except StackError as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(1) from None
+    _require_redis(settings.redis_url)
     if not settings.tracking_secret:
         console.print("[yellow]warning:[/yellow] no PARCELSTREAM_TRACKING_SECRET: signed links are off")
     if not settings.postcode_hash_key:
         console.print(
             "[yellow]warning:[/yellow] no PARCELSTREAM_POSTCODE_KEY or PARCELSTREAM_TRACKING_SECRET: postcodes are off"
         )
-    if settings.tracking_metrics_port:
-        try:
-            start_http_server(settings.tracking_metrics_port)
-        except OSError as error:
-            console.print(f"[red]error:[/red] cannot serve /metrics on port {settings.tracking_metrics_port}: {error}")
-            raise typer.Exit(1) from None
+    _serve_metrics(settings.tracking_metrics_port)
     if not settings.operations_key:
         console.print("[yellow]warning:[/yellow] no PARCELSTREAM_OPERATIONS_KEY: the operations API answers 503")
     console.print(

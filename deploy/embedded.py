@@ -21,6 +21,7 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from schemas import redis_check
 from schemas.topics import ALL_TOPICS, TopicSpec
 
 
@@ -169,18 +170,10 @@ def _wait_topics_visible(admin: AdminClient, names: list[str], timeout: float) -
 
 def check_redis(url: str) -> None:
     """Fail with a one-line hint when Redis does not answer PING."""
-    import redis
-
-    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
     try:
-        client.ping()
-    except redis.RedisError as error:
-        raise StackError(
-            f"Redis at {url} does not answer ({error}). Start one with: "
-            'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no'
-        ) from error
-    finally:
-        client.close()
+        redis_check.check_redis(url)
+    except redis_check.RedisUnavailableError as error:
+        raise StackError(str(error)) from error
 
 
 @contextlib.contextmanager
