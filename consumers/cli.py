@@ -120,7 +120,9 @@ def projector_command(
     ] = None,
 ) -> None:
     """Keep the Redis read model in step with the parcel-state topic (and the movement board with the
-    manifests and unit scans); runs until Ctrl-C / SIGTERM."""
+    manifests and unit scans); runs until Ctrl-C / SIGTERM.
+
+    Postcode hashes are keyed with PARCELSTREAM_POSTCODE_KEY (or PARCELSTREAM_TRACKING_SECRET), as tracking's."""
     from consumers.projector import Projector, ProjectorError
 
     settings = _settings(
@@ -178,7 +180,17 @@ def tracking_command(
     ] = None,
 ) -> None:
     """Serve the tracking API, live updates, the customer tracking page and the merchants' subscriptions API
-    (with /healthz; /metrics on the operations port)."""
+    (with /healthz; /metrics on the operations port).
+
+    Environment only (docs/reliability.md):
+
+    PARCELSTREAM_POSTCODE_KEY: key of the postcode hashes, shared with the projector (else derived from the secret).
+
+    PARCELSTREAM_TRACKING_MAX_FAILED_LOOKUPS_PER_PARCEL (10), _PER_CLIENT (30), _FAILED_LOOKUP_WINDOW (900 s).
+
+    PARCELSTREAM_TRACKING_MAX_STREAMS (1000), _MAX_STREAMS_PER_CLIENT (4): live-update streams.
+
+    PARCELSTREAM_TRACKING_BASE_URL: base URL of signed links."""
     import uvicorn
 
     from consumers.tracking.app import create_app
