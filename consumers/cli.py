@@ -178,19 +178,53 @@ def tracking_command(
             "(env PARCELSTREAM_TRACKING_METRICS_PORT; default 9106)."
         ),
     ] = None,
+    max_failed_lookups_per_parcel: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Failed look-ups of one tracking number per window, then only its signed link works "
+            "(env PARCELSTREAM_TRACKING_MAX_FAILED_LOOKUPS_PER_PARCEL; default 10).",
+        ),
+    ] = None,
+    max_failed_lookups_per_client: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Failed look-ups of one client address per window, across parcels "
+            "(env PARCELSTREAM_TRACKING_MAX_FAILED_LOOKUPS_PER_CLIENT; default 30).",
+        ),
+    ] = None,
+    failed_lookup_window: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Seconds the failed look-ups are counted from the first one "
+            "(env PARCELSTREAM_TRACKING_FAILED_LOOKUP_WINDOW; default 900).",
+        ),
+    ] = None,
+    max_streams: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Live-update streams open in this process (503 beyond) "
+            "(env PARCELSTREAM_TRACKING_MAX_STREAMS; default 1000).",
+        ),
+    ] = None,
+    max_streams_per_client: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Live-update streams per client address (429 beyond) "
+            "(env PARCELSTREAM_TRACKING_MAX_STREAMS_PER_CLIENT; default 4).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the tracking API, live updates, the customer tracking page and the merchants' subscriptions API
     (with /healthz; /metrics on the operations port).
 
-    Environment only (docs/reliability.md):
+    Environment only: PARCELSTREAM_POSTCODE_KEY (postcode hashes, as the projector's; else from the secret).
 
-    PARCELSTREAM_POSTCODE_KEY: key of the postcode hashes, shared with the projector (else derived from the secret).
-
-    PARCELSTREAM_TRACKING_MAX_FAILED_LOOKUPS_PER_PARCEL (10), _PER_CLIENT (30), _FAILED_LOOKUP_WINDOW (900 s).
-
-    PARCELSTREAM_TRACKING_MAX_STREAMS (1000), _MAX_STREAMS_PER_CLIENT (4): live-update streams.
-
-    PARCELSTREAM_TRACKING_BASE_URL: base URL of signed links."""
+    Limits and defences: docs/reliability.md."""
     import uvicorn
 
     from consumers.tracking.app import create_app
@@ -203,6 +237,11 @@ def tracking_command(
         tracking_secret=secret,
         operations_key=operations_key,
         tracking_metrics_port=metrics_port,
+        tracking_max_failed_lookups_per_parcel=max_failed_lookups_per_parcel,
+        tracking_max_failed_lookups_per_client=max_failed_lookups_per_client,
+        tracking_failed_lookup_window=failed_lookup_window,
+        tracking_max_streams=max_streams,
+        tracking_max_streams_per_client=max_streams_per_client,
     )
     _require_redis(settings.redis_url)
     if not settings.tracking_secret:
