@@ -157,8 +157,8 @@ def worker(
         typer.Option(
             envvar="PARCELSTREAM_MAX_AGE",
             show_default=False,
-            help="Seconds a scan's or manifest's event time may lie behind the wall clock; older ones are "
-            "dead-lettered event_time_out_of_range." + _default("max_age"),
+            help="Seconds a scan's or manifest's event time may lie behind now (the same now as --max-future); "
+            "older ones are dead-lettered event_time_out_of_range." + _default("max_age"),
         ),
     ] = None,
     max_fanout_depth: Annotated[
