@@ -8,6 +8,10 @@ both speak through this module, so a step reads the same everywhere.
   template lists variants separated by ``|``, most specific first; the first whose placeholders are
   all known is used, so a step without a location still reads as a sentence. Times are the scan's
   local time with its UTC offset (the history keeps the offset, not the zone name).
+- **Movement.** The linehaul steps (loaded, departed, transit, arrived, unloaded) name the flight,
+  block train or sea container when the view carries the parcel's ``movement`` (the tracking
+  service adds it from the movement board, ``consumers/movements.py``): ``MOVEMENT_STEP_MESSAGES``,
+  tried before ``STEP_MESSAGES``, which remain the fallback when no movement is known.
 - **Milestones.** ordered → left <origin country> → arrived in <destination country> → customs
   cleared → at the hub → out for delivery → delivered (an export reads as the mirror journey: the
   countries come from the scans' locations). The furthest milestone reached is current; an
@@ -292,6 +296,137 @@ STEP_MESSAGES: Final[dict[str, dict[str, str]]] = {
         "carrier_information": "承运商在{place}更新了信息|承运商更新了信息",
     },
 }
+
+#: The linehaul steps when the parcel's movement is known (``movement`` of the view: the tracking
+#: service reads it from the movement board, ``consumers/movements.py``): per language, per sub-status,
+#: variants as in ``STEP_MESSAGES`` naming the flight, block train or sea container, with the place
+#: first; when none fits (no movement, or a kind without a variant) the step reads as ``STEP_MESSAGES``.
+MOVEMENT_STEP_MESSAGES: Final[dict[str, dict[str, str]]] = {
+    "en": {
+        "linehaul_manifested": "Loaded on flight {flight} at {place}|Loaded on block train {train} at {place}"
+        "|Loaded into sea container {container} at {place}"
+        "|Loaded on flight {flight}|Loaded on block train {train}|Loaded into sea container {container}",
+        "departed_origin": "Departed {place} on flight {flight}|Departed {place} by block train {train}"
+        "|Departed {place} in sea container {container}"
+        "|Departed on flight {flight}|Departed by block train {train}|Departed in sea container {container}",
+        "arrived_at_transit": "Arrived at {place} in transit on flight {flight}"
+        "|Arrived at {place} in transit by block train {train}"
+        "|Arrived at {place} in transit in sea container {container}"
+        "|Arrived at a transit point on flight {flight}|Arrived at a transit point by block train {train}"
+        "|Arrived at a transit point in sea container {container}",
+        "departed_transit": "Left {place} in transit on flight {flight}|Left {place} in transit by block train {train}"
+        "|Left {place} in transit in sea container {container}"
+        "|Left a transit point on flight {flight}|Left a transit point by block train {train}"
+        "|Left a transit point in sea container {container}",
+        "arrived_at_destination": "Arrived at {place} on flight {flight}|Arrived at {place} by block train {train}"
+        "|Arrived at {place} in sea container {container}"
+        "|Arrived in the destination country on flight {flight}"
+        "|Arrived in the destination country by block train {train}"
+        "|Arrived in the destination country in sea container {container}",
+        "unloaded_at_destination": "Unloaded from flight {flight} at {place}"
+        "|Unloaded from block train {train} at {place}|Unloaded from sea container {container} at {place}"
+        "|Unloaded from flight {flight}|Unloaded from block train {train}|Unloaded from sea container {container}",
+    },
+    "fr": {
+        "linehaul_manifested": "Chargé sur le vol {flight} à {place}|Chargé sur le train-bloc {train} à {place}"
+        "|Chargé dans le conteneur maritime {container} à {place}"
+        "|Chargé sur le vol {flight}|Chargé sur le train-bloc {train}|Chargé dans le conteneur maritime {container}",
+        "departed_origin": "Parti de {place} sur le vol {flight}|Parti de {place} par le train-bloc {train}"
+        "|Parti de {place} dans le conteneur maritime {container}"
+        "|Parti sur le vol {flight}|Parti par le train-bloc {train}|Parti dans le conteneur maritime {container}",
+        "arrived_at_transit": "Arrivé en transit à {place} sur le vol {flight}"
+        "|Arrivé en transit à {place} par le train-bloc {train}"
+        "|Arrivé en transit à {place} dans le conteneur maritime {container}"
+        "|Arrivé à un point de transit sur le vol {flight}|Arrivé à un point de transit par le train-bloc {train}"
+        "|Arrivé à un point de transit dans le conteneur maritime {container}",
+        "departed_transit": "Reparti de {place} (transit) sur le vol {flight}"
+        "|Reparti de {place} (transit) par le train-bloc {train}"
+        "|Reparti de {place} (transit) dans le conteneur maritime {container}"
+        "|Reparti d'un point de transit sur le vol {flight}|Reparti d'un point de transit par le train-bloc {train}"
+        "|Reparti d'un point de transit dans le conteneur maritime {container}",
+        "arrived_at_destination": "Arrivé à {place} sur le vol {flight}|Arrivé à {place} par le train-bloc {train}"
+        "|Arrivé à {place} dans le conteneur maritime {container}"
+        "|Arrivé dans le pays de destination sur le vol {flight}"
+        "|Arrivé dans le pays de destination par le train-bloc {train}"
+        "|Arrivé dans le pays de destination dans le conteneur maritime {container}",
+        "unloaded_at_destination": "Déchargé du vol {flight} à {place}|Déchargé du train-bloc {train} à {place}"
+        "|Déchargé du conteneur maritime {container} à {place}"
+        "|Déchargé du vol {flight}|Déchargé du train-bloc {train}|Déchargé du conteneur maritime {container}",
+    },
+    "nl": {
+        "linehaul_manifested": "Geladen op vlucht {flight} in {place}|Geladen op bloktrein {train} in {place}"
+        "|Geladen in zeecontainer {container} in {place}"
+        "|Geladen op vlucht {flight}|Geladen op bloktrein {train}|Geladen in zeecontainer {container}",
+        "departed_origin": "Vertrokken uit {place} met vlucht {flight}|Vertrokken uit {place} met bloktrein {train}"
+        "|Vertrokken uit {place} in zeecontainer {container}"
+        "|Vertrokken met vlucht {flight}|Vertrokken met bloktrein {train}|Vertrokken in zeecontainer {container}",
+        "arrived_at_transit": "Aangekomen in {place} (transit) met vlucht {flight}"
+        "|Aangekomen in {place} (transit) met bloktrein {train}"
+        "|Aangekomen in {place} (transit) in zeecontainer {container}"
+        "|Aangekomen op een transitpunt met vlucht {flight}|Aangekomen op een transitpunt met bloktrein {train}"
+        "|Aangekomen op een transitpunt in zeecontainer {container}",
+        "departed_transit": "Vertrokken uit {place} (transit) met vlucht {flight}"
+        "|Vertrokken uit {place} (transit) met bloktrein {train}"
+        "|Vertrokken uit {place} (transit) in zeecontainer {container}"
+        "|Vertrokken van een transitpunt met vlucht {flight}|Vertrokken van een transitpunt met bloktrein {train}"
+        "|Vertrokken van een transitpunt in zeecontainer {container}",
+        "arrived_at_destination": "Aangekomen in {place} met vlucht {flight}"
+        "|Aangekomen in {place} met bloktrein {train}"
+        "|Aangekomen in {place} in zeecontainer {container}"
+        "|Aangekomen in het land van bestemming met vlucht {flight}"
+        "|Aangekomen in het land van bestemming met bloktrein {train}"
+        "|Aangekomen in het land van bestemming in zeecontainer {container}",
+        "unloaded_at_destination": "Uitgeladen uit vlucht {flight} in {place}"
+        "|Uitgeladen uit bloktrein {train} in {place}|Uitgeladen uit zeecontainer {container} in {place}"
+        "|Uitgeladen uit vlucht {flight}|Uitgeladen uit bloktrein {train}|Uitgeladen uit zeecontainer {container}",
+    },
+    "de": {
+        "linehaul_manifested": "Auf Flug {flight} verladen in {place}|Auf Ganzzug {train} verladen in {place}"
+        "|In Seecontainer {container} verladen in {place}"
+        "|Auf Flug {flight} verladen|Auf Ganzzug {train} verladen|In Seecontainer {container} verladen",
+        "departed_origin": "Mit Flug {flight} abgereist von {place}|Mit Ganzzug {train} abgereist von {place}"
+        "|In Seecontainer {container} abgereist von {place}"
+        "|Mit Flug {flight} abgereist|Mit Ganzzug {train} abgereist|In Seecontainer {container} abgereist",
+        "arrived_at_transit": "Mit Flug {flight} im Transit angekommen in {place}"
+        "|Mit Ganzzug {train} im Transit angekommen in {place}"
+        "|In Seecontainer {container} im Transit angekommen in {place}"
+        "|Mit Flug {flight} an einem Transitpunkt angekommen|Mit Ganzzug {train} an einem Transitpunkt angekommen"
+        "|In Seecontainer {container} an einem Transitpunkt angekommen",
+        "departed_transit": "Mit Flug {flight} im Transit abgereist von {place}"
+        "|Mit Ganzzug {train} im Transit abgereist von {place}"
+        "|In Seecontainer {container} im Transit abgereist von {place}"
+        "|Mit Flug {flight} von einem Transitpunkt abgereist|Mit Ganzzug {train} von einem Transitpunkt abgereist"
+        "|In Seecontainer {container} von einem Transitpunkt abgereist",
+        "arrived_at_destination": "Mit Flug {flight} angekommen in {place}|Mit Ganzzug {train} angekommen in {place}"
+        "|In Seecontainer {container} angekommen in {place}"
+        "|Mit Flug {flight} im Zielland angekommen|Mit Ganzzug {train} im Zielland angekommen"
+        "|In Seecontainer {container} im Zielland angekommen",
+        "unloaded_at_destination": "Aus Flug {flight} entladen in {place}|Aus Ganzzug {train} entladen in {place}"
+        "|Aus Seecontainer {container} entladen in {place}"
+        "|Aus Flug {flight} entladen|Aus Ganzzug {train} entladen|Aus Seecontainer {container} entladen",
+    },
+    "zh": {
+        "linehaul_manifested": "已在{place}装上航班{flight}|已在{place}装上班列{train}"
+        "|已在{place}装入海运集装箱{container}|已装上航班{flight}|已装上班列{train}|已装入海运集装箱{container}",
+        "departed_origin": "已搭乘航班{flight}从{place}发出|已搭乘班列{train}从{place}发出"
+        "|已装在海运集装箱{container}中从{place}发出"
+        "|已搭乘航班{flight}发出|已搭乘班列{train}发出|已装在海运集装箱{container}中发出",
+        "arrived_at_transit": "已搭乘航班{flight}到达中转地{place}|已搭乘班列{train}到达中转地{place}"
+        "|已装在海运集装箱{container}中到达中转地{place}"
+        "|已搭乘航班{flight}到达中转地|已搭乘班列{train}到达中转地|已装在海运集装箱{container}中到达中转地",
+        "departed_transit": "已搭乘航班{flight}离开中转地{place}|已搭乘班列{train}离开中转地{place}"
+        "|已装在海运集装箱{container}中离开中转地{place}"
+        "|已搭乘航班{flight}离开中转地|已搭乘班列{train}离开中转地|已装在海运集装箱{container}中离开中转地",
+        "arrived_at_destination": "已搭乘航班{flight}到达{place}|已搭乘班列{train}到达{place}"
+        "|已装在海运集装箱{container}中到达{place}"
+        "|已搭乘航班{flight}到达目的国|已搭乘班列{train}到达目的国|已装在海运集装箱{container}中到达目的国",
+        "unloaded_at_destination": "已在{place}从航班{flight}卸货|已在{place}从班列{train}卸货"
+        "|已在{place}从海运集装箱{container}卸货"
+        "|已从航班{flight}卸货|已从班列{train}卸货|已从海运集装箱{container}卸货",
+    },
+}
+#: The placeholder of each movement kind (``consumers.movements.MOVEMENT_KINDS``) in those messages.
+MOVEMENT_PLACEHOLDERS: Final[dict[str, str]] = {"flight": "flight", "train": "train", "sea": "container"}
 
 #: Milestone bar: keys in journey order; labels may name the origin or destination country.
 MILESTONE_KEYS: Final[tuple[str, ...]] = (
@@ -655,14 +790,18 @@ def status_name(status: str, language: str) -> str:
     return STATUS_NAMES[supported(language)].get(status, status)
 
 
-def _fill(variants: str, values: Mapping[str, str | None]) -> tuple[str, set[str]]:
+def _first_fit(variants: str, values: Mapping[str, str | None]) -> tuple[str, set[str]] | None:
     """The first variant whose placeholders all have a value, and the placeholders it used."""
-    options = variants.split("|")
-    for option in options:
+    for option in variants.split("|"):
         fields = {name for _, name, _, _ in string.Formatter().parse(option) if name}
         if all(values.get(name) for name in fields):
             return option.format(**{name: values[name] for name in fields}), fields
-    return options[-1], set()
+    return None
+
+
+def _fill(variants: str, values: Mapping[str, str | None]) -> tuple[str, set[str]]:
+    """As ``_first_fit``, falling back to the last variant."""
+    return _first_fit(variants, values) or (variants.rsplit("|", maxsplit=1)[-1], set())
 
 
 @cache
@@ -739,8 +878,10 @@ def step_message(
     location: Mapping[str, Any] | None = None,
     carrier: str | None = None,
     reason: str | None = None,
+    movement: Mapping[str, Any] | None = None,
 ) -> tuple[str, bool]:
-    """What happened at one step, and whether the message names its place (else show it beside)."""
+    """What happened at one step, and whether the message names its place (else show it beside).
+    ``movement`` (``{"kind", "reference"}``) names the flight, train or container of a linehaul step."""
     language = supported(language)
     key = sub_status_of(code, sub_status)
     if key is None:
@@ -751,7 +892,12 @@ def step_message(
             "country": country_name((location or {}).get("country"), language),
             "carrier": carrier_name(carrier),
         }
-        text, used = _fill(STEP_MESSAGES[language][key], values)
+        fitted = None
+        placeholder = MOVEMENT_PLACEHOLDERS.get((movement or {}).get("kind", ""))
+        if placeholder and key in MOVEMENT_STEP_MESSAGES[language]:
+            movement_values = {**values, placeholder: (movement or {}).get("reference")}
+            fitted = _first_fit(MOVEMENT_STEP_MESSAGES[language][key], movement_values)
+        text, used = fitted or _fill(STEP_MESSAGES[language][key], values)
     if reason:
         text = _WITH_REASON[language].format(text, reason)
     return text, "place" in used
@@ -782,6 +928,7 @@ def _steps(view: Mapping[str, Any], language: str) -> tuple[Step, ...]:
             location=entry.get("location"),
             carrier=carrier,
             reason=entry.get("reason"),
+            movement=view.get("movement"),
         )
         offset = int(entry.get("utc_offset_minutes") or 0)
         steps.append(
@@ -942,7 +1089,8 @@ class UpdateText:
 
 def update_text(update: Mapping[str, Any], language: str) -> UpdateText:
     """The same sentences as the page for one StatusUpdate-shaped record (status, sub_status,
-    event_time_ms, utc_offset_minutes, location, estimated_delivery, on_time)."""
+    event_time_ms, utc_offset_minutes, location, estimated_delivery, on_time; ``movement`` when the
+    caller knows it, as in the view)."""
     language = supported(language)
     offset = int(update.get("utc_offset_minutes") or 0)
     entry = {
@@ -964,6 +1112,7 @@ def update_text(update: Mapping[str, Any], language: str) -> UpdateText:
         location=entry["location"],
         carrier=entry["carrier"] if entry["sub_status"] != "handed_to_last_mile" else None,
         reason=entry["reason"],
+        movement=update.get("movement"),
     )
     return UpdateText(
         message=message,

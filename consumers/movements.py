@@ -16,6 +16,10 @@ their current state in the read model (``board_flags``): ``arrived`` (at or past
 (customs hold) and ``exceptions`` (status Exception) are where they are now. A parcel is counted in
 its movement from its first state after the manifests linking it arrived.
 
+**Customers.** The tracking service reads a parcel's movement key (``P:board:{tn}`` field ``mv``)
+once a look-up is authorised, and tells the customer its flight number, train id or container
+number (``customer_movement``), never an air waybill or ULD id.
+
 **Bounds.** Every key expires ``retention`` after its last write (14 days by default); the index of
 movements keeps the newest ``MAX_MOVEMENTS``. Per-movement data never becomes a metric label.
 
@@ -28,6 +32,7 @@ Redis node (they derive keys from the prefix).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -110,6 +115,9 @@ class Keys:
 
     def movements(self) -> str:
         return f"{self.prefix}:movements"
+
+    def board(self, tracking_number: str) -> str:
+        return f"{self.prefix}:board:{_component(tracking_number)}"
 
 
 # Lua shared by the scripts: ``enc`` percent-encodes an id like ``_component``; ``index`` puts a
@@ -341,6 +349,28 @@ class MovementWriter:
     def remove_parcel(self, tracking_number: str, client: redis.client.Pipeline | None = None) -> None:
         """Take a deleted parcel out of its movement's counts (whatever deletes a parcel calls this)."""
         self._board(args=[self.prefix, self.retention_s, tracking_number, -1, 0, *PARCEL_COUNTERS], client=client)
+
+
+# -- a parcel's movement, as customers are told it (the tracking service) ------------------------------
+
+# IATA (two characters, not both digits) or ICAO (three letters) airline designator, 1-4 digits, an
+# optional suffix; an air waybill ("157-12345675") or a ULD id ("AKE12345CK") never matches.
+_FLIGHT_NUMBER: Final = re.compile(r"(?:[A-Z][A-Z0-9]|[0-9][A-Z]|[A-Z]{3})[0-9]{1,4}[A-Z]?")
+_CONTAINER_NUMBER: Final = re.compile(r"[A-Z]{3}[UJZ][0-9]{7}")  # ISO 6346
+
+
+def customer_movement(movement: str | bytes | None) -> dict[str, str] | None:
+    """What a customer may be told of a movement key ("kind:id"): its kind and the flight number,
+    block train id or sea container number; None when the key names none of these (a flight known
+    only by its air waybill or ULD, a container unit that is not an ISO 6346 number) or is empty.
+    Air waybills and ULD ids stay internal."""
+    kind, _, movement_id = _text(movement).partition(":")
+    reference = ""
+    if kind == "flight":
+        reference = next((part for part in movement_id.split("/") if _FLIGHT_NUMBER.fullmatch(part)), "")
+    elif kind == "train" or (kind == "sea" and _CONTAINER_NUMBER.fullmatch(movement_id)):
+        reference = movement_id
+    return {"kind": kind, "reference": reference} if reference else None
 
 
 # -- reading the board (the operations API) ----------------------------------------------------------

@@ -1,5 +1,6 @@
 """The tracking service (FastAPI): customers' parcel look-ups, live updates (SSE) and tracking page,
-the operations summary, ``/metrics`` and ``/healthz``; these read the Redis read model only. It also
+the operations summary, ``/metrics`` and ``/healthz``; these read the Redis read model only (and a
+parcel's entry on the movement board, ``consumers/movements.py``, to name its flight). It also
 serves the merchants' subscriptions API (``consumers/notifier/api.py``), which manages the notifier's
 subscriptions in the same Redis.
 
@@ -30,6 +31,8 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field
 
 from consumers import metrics
+from consumers.movements import Keys as MovementKeys
+from consumers.movements import customer_movement
 from consumers.notifier.api import SubscriptionsApi
 from consumers.read_model import (
     OPEN_SLA_KINDS,
@@ -97,6 +100,14 @@ class HistoryEntry(BaseModel):
     reason: str | None = Field(None, description="The carrier's reason for an exception (failed attempt, customs hold)")
 
 
+class ParcelMovement(BaseModel):
+    """The linehaul movement the parcel travels on, as the movement board knows it from manifests and
+    unit scans (absent until its bag is manifested into a unit on a known flight, train or container)."""
+
+    kind: Literal["flight", "train", "sea"]
+    reference: str = Field(description="Flight number, block train id or sea container number")
+
+
 class Parcel(BaseModel):
     tracking_number: str
     version: int = Field(description="Grows with every applied scan; a client keeps the highest it has seen")
@@ -111,6 +122,9 @@ class Parcel(BaseModel):
         [], description="SLA rules the parcel has breached, why it runs late: " + ", ".join(SLA_RULES)
     )
     history: list[HistoryEntry] = Field(description="Applied scans in event-time order")
+    movement: ParcelMovement | None = Field(
+        None, description="The flight, block train or sea container of the linehaul (not in live-stream events)"
+    )
 
 
 class ErrorBody(BaseModel):
@@ -310,9 +324,15 @@ def _add_page_and_service_routes(app: FastAPI) -> None:
 
 
 async def _read_view(request: Request, keys: Keys, tracking_number: str) -> dict[str, Any] | None:
-    """The parcel's public view, read once the look-up is authorised (None: it is gone)."""
-    fields: dict[bytes, bytes] = await _client(request).hgetall(keys.parcel(tracking_number))
-    return public_view({k.decode(): v for k, v in fields.items()}) if fields else None
+    """The parcel's public view, read once the look-up is authorised (None: it is gone), with its
+    movement from the movement board (``movements.py``) in the same round trip."""
+    async with _client(request).pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.parcel(tracking_number))
+        pipe.hget(MovementKeys(keys.prefix).board(tracking_number), "mv")
+        fields, movement = await pipe.execute()
+    if not fields:
+        return None
+    return {**public_view({k.decode(): v for k, v in fields.items()}), "movement": customer_movement(movement)}
 
 
 def _open_stream(request: Request, keys: Keys, tracking_number: str) -> Response:

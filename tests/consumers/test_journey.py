@@ -15,6 +15,8 @@ from consumers.journey import (
     MILESTONE_KEYS,
     MILESTONE_LABELS,
     MILESTONE_OF_CODE,
+    MOVEMENT_PLACEHOLDERS,
+    MOVEMENT_STEP_MESSAGES,
     STATUS_NAMES,
     STEP_MESSAGES,
     journey,
@@ -75,6 +77,7 @@ def test_every_language_has_every_text(language: str) -> None:
     assert set(FLAGS[language]) == set(FLAGS["en"])
     assert set(DELIVERY_TEXTS[language]) == set(DELIVERY_TEXTS["en"])
     assert set(DELAY_REASONS[language]) == set(SLA_RULES)
+    assert set(MOVEMENT_STEP_MESSAGES[language]) == set(MOVEMENT_STEP_MESSAGES["en"])
     if language != "en":
         assert STEP_MESSAGES[language]["delivered"] != STEP_MESSAGES["en"]["delivered"]
         assert FLAGS[language]["customs_hold"] != FLAGS["en"]["customs_hold"]
@@ -206,3 +209,92 @@ def test_an_export_reads_as_the_mirror_journey() -> None:
     assert [m.state for m in shown.milestones][:4] == ["done", "done", "current", "todo"]
     assert shown.steps[0].message == "Arrived at Hangzhou Xiaoshan International Airport (HGH), China"
     assert shown.steps[2].message == "Released by export customs in Belgium"
+
+
+FLIGHT = {"kind": "flight", "reference": "CK261"}
+TRAIN = {"kind": "train", "reference": "X8012-042007"}
+SEA = {"kind": "sea", "reference": "CSNU3054383"}
+MOVEMENT_SUB_STATUSES = sorted(MOVEMENT_STEP_MESSAGES["en"])
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("sub_status", MOVEMENT_SUB_STATUSES)
+@pytest.mark.parametrize("movement", [FLIGHT, TRAIN, SEA], ids=lambda m: m["kind"])
+def test_every_linehaul_step_names_its_movement_in_every_language(
+    language: str, sub_status: str, movement: dict[str, str]
+) -> None:
+    placeholder = MOVEMENT_PLACEHOLDERS[movement["kind"]]
+    variants = MOVEMENT_STEP_MESSAGES[language][sub_status].split("|")
+    assert all(_fields(variant) <= PLACEHOLDERS | set(MOVEMENT_PLACEHOLDERS.values()) for variant in variants)
+    # Each kind has a variant with the place and one without, so a step without a location still names it.
+    assert {placeholder, "place"} in [_fields(variant) for variant in variants]
+    assert {placeholder} in [_fields(variant) for variant in variants]
+    code = next(code for code, sub in SUB_STATUS_OF_CODE.items() if sub == sub_status)
+    for location in (journeys.LGG, None):
+        text, names_place = step_message(
+            status="InTransit",
+            sub_status=sub_status,
+            code=code,
+            language=language,
+            location=location,
+            movement=movement,
+        )
+        assert movement["reference"] in text and "{" not in text
+        assert names_place is (location is not None)
+        without, _ = step_message(
+            status="InTransit", sub_status=sub_status, code=code, language=language, location=location
+        )
+        assert movement["reference"] not in without
+        if location is None:
+            assert without == STEP_MESSAGES[language][sub_status].split("|")[-1]
+
+
+def test_a_flown_parcel_names_its_flight_on_the_linehaul_steps_only() -> None:
+    view = {**view_of(journeys.delivered("LX123456785CN")), "movement": FLIGHT}
+    shown = journey(view, "en")
+    by_code = {step.code: step for step in shown.steps}
+    assert (
+        by_code["LINEHAUL_MANIFESTED"].message
+        == "Loaded on flight CK261 at Hangzhou Xiaoshan International Airport (HGH), China"
+    )
+    assert (
+        by_code["LINEHAUL_DEPARTED"].message
+        == "Departed Hangzhou Xiaoshan International Airport (HGH), China on flight CK261"
+    )
+    assert by_code["LINEHAUL_ARRIVED"].message == "Arrived at Liège Airport (LGG), Belgium on flight CK261"
+    assert by_code["LINEHAUL_UNLOADED"].message == "Unloaded from flight CK261 at Liège Airport (LGG), Belgium"
+    assert by_code["LINEHAUL_DEPARTED"].place is None  # the message names it
+    assert by_code["IMPORT_CUSTOMS_PRESENTED"].message == "Presented to customs in Belgium"
+    assert sum("CK261" in step.message for step in shown.steps) == 4
+    # Without a known movement (or an unknown kind) the steps read as before.
+    for movement in (None, {"kind": "barge", "reference": "B1"}, {"kind": "flight", "reference": ""}):
+        plain = journey({**view, "movement": movement}, "en")
+        assert not any("CK261" in step.message or "B1" in step.message for step in plain.steps)
+        assert [s.message for s in plain.steps] == [
+            s.message for s in journey(view_of(journeys.delivered("LX123456785CN")), "en").steps
+        ]
+
+
+def test_trains_and_containers_read_in_each_language() -> None:
+    view = view_of(journeys.delivered("LX123456785CN"))
+    departed = {
+        language: next(
+            s.message for s in journey({**view, "movement": TRAIN}, language).steps if s.code == "LINEHAUL_DEPARTED"
+        )
+        for language in LANGUAGES
+    }
+    assert departed["en"] == "Departed Hangzhou Xiaoshan International Airport (HGH), China by block train X8012-042007"
+    assert departed["fr"].startswith("Parti de ") and departed["fr"].endswith("par le train-bloc X8012-042007")
+    assert departed["de"].startswith("Mit Ganzzug X8012-042007 abgereist von ")
+    assert departed["zh"].startswith("已搭乘班列X8012-042007从")
+    arrived = journey({**view, "movement": SEA}, "nl").steps
+    message = next(s.message for s in arrived if s.code == "LINEHAUL_ARRIVED")
+    assert message == "Aangekomen in Liège Airport (LGG), België in zeecontainer CSNU3054383"
+
+
+def test_update_text_names_the_movement_when_the_caller_knows_it() -> None:
+    entry = journeys.delivered("LX123456785CN")["history"][5]  # departed Hangzhou
+    assert entry["code"] == "LINEHAUL_DEPARTED"
+    update = {**entry, "estimated_delivery": None, "on_time": True}
+    assert update_text({**update, "movement": FLIGHT}, "en").message.endswith(" on flight CK261")
+    assert "CK261" not in update_text(update, "en").message

@@ -18,6 +18,7 @@ from consumers.movements import (
     MovementPage,
     MovementWriter,
     board_flags,
+    customer_movement,
     movement_of,
     read_movements,
     unit_scan_of,
@@ -115,6 +116,17 @@ def test_movements_are_named_by_their_references() -> None:
     assert (
         unit_scan_of({**unit_scan("AKE1", "LINEHAUL_DEPARTED", 0, "HGH"), "tracking_number": "LX000000001CN"}) is None
     )
+
+
+def test_customers_are_told_the_flight_train_or_container_never_the_waybill_or_uld() -> None:
+    assert customer_movement(FLIGHT) == {"kind": "flight", "reference": "CK261"}
+    assert customer_movement(b"flight:CA1047") == {"kind": "flight", "reference": "CA1047"}
+    assert customer_movement("train:X8012-042007") == {"kind": "train", "reference": "X8012-042007"}
+    assert customer_movement("sea:CSNU3054383") == {"kind": "sea", "reference": "CSNU3054383"}
+    # A flight known only by its air waybill or ULD, a container unit that is no container number.
+    for internal in ("flight:157-12345675", "flight:AKE00001CK", "sea:CONT-7", "", None, "flight:", "barge:B1"):
+        assert customer_movement(internal) is None, internal
+    assert movement_of(REFS, "AKE00001CK", "uld") == FLIGHT  # the key the board stores
 
 
 def test_board_flags_follow_the_parcel_from_arrival_to_delivery() -> None:
