@@ -71,6 +71,8 @@ class UpdateConsumer:
         self.stats.updates += 1
         try:
             candidates = self.subscriptions.for_update(update.get("merchant"), update["tracking_number"])
+            if candidates:
+                update["movement"] = self.subscriptions.movement_of(update["tracking_number"])
             for job in jobs_for_update(update, candidates, int(self.clock() * 1000)):
                 if self.outbox.enqueue(job):
                     self.stats.enqueued += 1

@@ -76,6 +76,7 @@ def webhook_payload(
         ),
         "on_time": update.get("on_time", True),
         "carrier": update.get("carrier"),
+        "movement": dict(update["movement"]) if update.get("movement") else None,
         "language": language,
         "message": text.message,
         "delivery": text.delivery,

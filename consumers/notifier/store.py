@@ -22,6 +22,8 @@ from typing import Final
 import redis
 import redis.asyncio
 
+from consumers.movements import Keys as MovementKeys
+from consumers.movements import customer_movement
 from consumers.notifier.model import NotificationJob, Subscription
 
 IDEMPOTENCY_TTL_S: Final = 35 * 24 * 3600  # longer than status-updates' 30-day retention: replays stay deduplicated
@@ -118,6 +120,12 @@ class SubscriptionStore:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.client = client
         self.keys = Keys(prefix)
+        self.movement_keys = MovementKeys(prefix)
+
+    def movement_of(self, tracking_number: str) -> dict[str, str] | None:
+        """The flight, block train or sea container the parcel travels on, as the projector's movement
+        board knows it (``consumers/movements.py``), so messages name it like the tracking page."""
+        return customer_movement(self.client.hget(self.movement_keys.board(tracking_number), "mv"))
 
     def add(self, subscription: Subscription) -> None:
         pipe = self.client.pipeline(transaction=True)

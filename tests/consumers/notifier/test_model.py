@@ -132,3 +132,15 @@ def test_webhooks_and_emails_say_what_happened_as_the_tracking_page_does() -> No
     held = status_update("LP1", 4, "CustomsHold")
     held["sub_status"] = "held_import"
     assert webhook_payload(held, "sub-1", "key-2", "zh")["message"] == "被比利时海关扣留"
+
+
+def test_webhooks_and_emails_name_the_movement_when_the_notifier_knows_it() -> None:
+    update = status_update("LP1", 2, "InTransit")
+    update["sub_status"] = "departed_origin"
+    update["movement"] = {"kind": "flight", "reference": "CK261"}
+    payload = webhook_payload(update, "sub-1", "key-1")
+    assert payload["movement"] == {"kind": "flight", "reference": "CK261"}
+    assert payload["message"].endswith("on flight CK261")
+    assert "CK261" in email_text(payload, "fr")[1]
+    update["movement"] = None
+    assert "CK261" not in webhook_payload(update, "sub-1", "key-1")["message"]

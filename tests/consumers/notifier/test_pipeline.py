@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from consumers.movements import Keys as MovementKeys
 from consumers.notifier.model import new_subscription
 from consumers.notifier.service import NotifierSummary, run_notifier
 from consumers.notifier.settings import NotifierSettings
@@ -176,3 +177,43 @@ def test_isolation_an_update_whose_handling_raises_is_dead_lettered_and_the_rest
     assert "OverflowError" in dead_letter["reason"] or "ValueError" in dead_letter["reason"]
     assert dead_letter["key"] == b"LP-POISON"
     assert summaries[0].consumer.dead_lettered == 1
+
+
+def test_a_linehaul_update_names_the_flight_the_movement_board_knows(
+    settings_factory, webhook_receiver, redis_url, bootstrap_servers, topics
+) -> None:
+    """Webhooks and e-mails name the flight as the tracking page does: the notifier reads the parcel's
+    movement from the projector's board (``consumers/movements.py``), never the air waybill."""
+    settings = settings_factory(notifier_session_timeout_ms=6000)
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    url = webhook_receiver.url("/flight", "s3cret")
+    store = SubscriptionStore(client, settings.redis_prefix)
+    for tracking_number in ("LP-FLOWN", "LP-LOOSE"):
+        store.add(
+            new_subscription(
+                scope="tracking_number", target=tracking_number, channel="webhook", address=url, secret="s3cret"
+            )
+        )
+    client.hset(MovementKeys(settings.redis_prefix).board("LP-FLOWN"), "mv", "flight:CK261/112-12345675")
+    client.close()
+    updates = []
+    for tracking_number in ("LP-FLOWN", "LP-LOOSE"):
+        update = status_update(tracking_number, 1, "InTransit")
+        update["sub_status"] = "departed_origin"
+        updates.append(update)
+    publish_updates(bootstrap_servers, topics.status_updates, updates)
+
+    stop, thread, _ = _run_in_background(settings)
+    try:
+        wait_for(lambda: len(webhook_receiver.delivered("/flight")) == 2, timeout=40, what="both webhooks")
+    finally:
+        _stop(stop, thread)
+
+    bodies = {d.body["tracking_number"]: d.body for d in webhook_receiver.delivered("/flight")}
+    assert bodies["LP-FLOWN"]["movement"] == {"kind": "flight", "reference": "CK261"}
+    assert "on flight CK261" in bodies["LP-FLOWN"]["message"]
+    assert "112-12345675" not in str(bodies["LP-FLOWN"])
+    assert bodies["LP-LOOSE"]["movement"] is None
+    assert "flight" not in bodies["LP-LOOSE"]["message"]
