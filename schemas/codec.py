@@ -3,8 +3,10 @@
 A message is ``0x00`` (magic byte) + 4-byte big-endian schema id + schemaless Avro body, so
 schema-registry-aware tools can read our topics. Schema ids come from the checked-in
 ``registry.json``; published schema versions are immutable (their fingerprints are pinned there).
-Schemas are parsed once, when the codec is built. Decoding resolves the writer's version to the
-newest version this code knows, so old data keeps reading after a schema evolves.
+Schemas are parsed once, when the codec is built, and each gets a writer generated from it
+(schemas/avro_writer.py: fastavro's bytes without its per-call union validation). Decoding
+resolves the writer's version to the newest version this code knows, so old data keeps reading
+after a schema evolves.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ import fastavro
 import fastavro.schema
 import fastavro.validation
 
+from schemas.avro_writer import WRITE_ERRORS, Writer, compile_writer
+
 MAGIC_BYTE = 0
 _HEADER = struct.Struct(">bI")
 SCHEMA_DIR = Path(__file__).parent / "avro"
 REGISTRY_FILE = Path(__file__).parent / "registry.json"
+_HEADERS: dict[int, bytes] = {}
 
 
 class DecodeError(ValueError):
@@ -55,6 +60,16 @@ class RegisteredSchema:
     parsed: dict[str, Any]
     #: ``parsed`` as fastavro.parse_schema returns it: fastavro re-parses any other schema on every call.
     compiled: dict[str, Any] = field(repr=False, compare=False)
+    #: Writer generated from the schema (schemas/avro_writer.py); None: fastavro writes it.
+    writer: Writer | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def header(self) -> bytes:
+        """Magic byte and schema id: the first 5 bytes of every message of this schema."""
+        header = _HEADERS.get(self.schema_id)
+        if header is None:
+            header = _HEADERS[self.schema_id] = _HEADER.pack(MAGIC_BYTE, self.schema_id)
+        return header
 
 
 @dataclass(frozen=True)
@@ -84,6 +99,7 @@ class Codec:
         self._latest: dict[str, RegisteredSchema] = {}
         for entry in entries:
             parsed = _load(schema_dir, entry["file"])
+            compiled = fastavro.parse_schema(parsed)
             registered = RegisteredSchema(
                 schema_id=int(entry["id"]),
                 record_name=entry["record"],
@@ -91,7 +107,8 @@ class Codec:
                 file=entry["file"],
                 fingerprint=entry["fingerprint"],
                 parsed=parsed,
-                compiled=fastavro.parse_schema(parsed),
+                compiled=compiled,
+                writer=compile_writer(compiled),
             )
             if registered.schema_id in self._by_id:
                 raise ValueError(f"{registry_file}: schema id {registered.schema_id} registered twice")
@@ -115,11 +132,18 @@ class Codec:
         schema = self.latest(record_name)
         if version is not None and version != schema.version:
             schema = next(s for s in self._by_id.values() if s.record_name == record_name and s.version == version)
+        if schema.writer is not None:
+            out = bytearray(schema.header)
+            try:
+                schema.writer(value, out)
+                return bytes(out)
+            except WRITE_ERRORS:
+                pass  # fastavro's verdict below: the same bytes, or its error for an invalid value
         buffer = io.BytesIO()
-        buffer.write(_HEADER.pack(MAGIC_BYTE, schema.schema_id))
+        buffer.write(schema.header)
         try:
             fastavro.schemaless_writer(buffer, schema.compiled, value)
-        except (ValueError, TypeError, KeyError, AttributeError) as error:
+        except WRITE_ERRORS as error:
             raise EncodeError(record_name, self.validate(record_name, value) or [str(error)]) from error
         return buffer.getvalue()
 

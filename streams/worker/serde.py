@@ -17,6 +17,7 @@ from typing import Any
 
 import fastavro
 
+from schemas.avro_writer import compile_writer
 from schemas.codec import MAGIC_BYTE, Codec
 
 #: Entries kept before the cache starts again from empty (a few hundred bytes each).
@@ -53,6 +54,9 @@ class ParcelStateEncoder:
         self._head = fastavro.parse_schema(head, named_schemas=dict(named))
         others = {name: schema for name, schema in named.items() if name != "parcelstream.HistoryEntry"}
         self._entry = fastavro.parse_schema(named["parcelstream.HistoryEntry"], named_schemas=others)
+        # Generated writers (schemas/avro_writer.py) where the schemas allow; fastavro otherwise.
+        self._head_writer = compile_writer(self._head, named)
+        self._entry_writer = compile_writer(self._entry, named)
         self._header = struct.pack(">bI", MAGIC_BYTE, registered.schema_id)
         self._entries: dict[tuple[str, str], bytes] = {}
         self._max_entries = max_entries
@@ -61,7 +65,12 @@ class ParcelStateEncoder:
         """The wire-format ParcelState message of ``record`` (``Parcel.to_record()``)."""
         buffer = io.BytesIO()
         buffer.write(self._header)
-        fastavro.schemaless_writer(buffer, self._head, record)
+        if self._head_writer is not None:
+            head = bytearray()
+            self._head_writer(record, head)
+            buffer.write(head)
+        else:
+            fastavro.schemaless_writer(buffer, self._head, record)
         history = record["history"]
         if history:
             buffer.write(_long(len(history)))
@@ -84,7 +93,12 @@ class ParcelStateEncoder:
         if data is None:
             if len(self._entries) >= self._max_entries:
                 self._entries.clear()  # bounded memory; the next states re-encode their entries
-            entry_buffer = io.BytesIO()
-            fastavro.schemaless_writer(entry_buffer, self._entry, entry)
-            data = self._entries[key] = entry_buffer.getvalue()
+            if self._entry_writer is not None:
+                written = bytearray()
+                self._entry_writer(entry, written)
+                data = self._entries[key] = bytes(written)
+            else:
+                entry_buffer = io.BytesIO()
+                fastavro.schemaless_writer(entry_buffer, self._entry, entry)
+                data = self._entries[key] = entry_buffer.getvalue()
         return data
