@@ -49,7 +49,7 @@ from typing import Any, Final, NamedTuple
 from streams.core.authority import check_scan
 from streams.core.estimates import DeliveryEstimates, estimate_key
 from streams.core.rules import SlaRules
-from streams.core.sla import evaluate
+from streams.core.sla import assess
 from streams.core.stages import NO_OBSERVATIONS, StageObservations, StageProgress, advance, step
 from streams.core.taxonomy import Classification, InvalidScanError, classify
 
@@ -315,6 +315,10 @@ class Outcome:
     replayed: bool = False
     #: Stage stays that ended and the transit, to observe once (``streams.core.stages.advance``).
     observations: StageObservations = NO_OBSERVATIONS
+    #: The parcel's next SLA deadline after this outcome (``streams.core.sla.next_deadline_ms``),
+    #: computed with its SLA evaluation when ``deadline_known`` (not for duplicates).
+    next_deadline_ms: int | None = None
+    deadline_known: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,7 +412,7 @@ def apply_scan(
     if estimates is not None and delivered and index == parcel.current_index:
         estimates.observe_delivery(parcel.history, index, parcel.shipment)
     _estimate(parcel, rules, estimates)
-    sla_events = evaluate(parcel, rules, now_ms)
+    sla_events, deadline = assess(parcel, rules, now_ms)
     status_updates = [_status_update(parcel, run) for run in new_runs]
     parcel.record(event_id, status_updates, sla_events)
     return Outcome(
@@ -418,6 +422,8 @@ def apply_scan(
         status_updates=status_updates,
         sla_events=sla_events,
         observations=observations,
+        next_deadline_ms=deadline,
+        deadline_known=True,
     )
 
 
@@ -431,11 +437,13 @@ def apply_sla_due(parcel: Parcel, tick: str, rules: SlaRules, now_ms: int) -> Ou
     input_id = sla_due_input_id(tick)
     if input_id in parcel.recorded:
         return parcel.replay(input_id)
-    sla_events = evaluate(parcel, rules, now_ms)
+    sla_events, deadline = assess(parcel, rules, now_ms)
     if not sla_events:
-        return Outcome(parcel, changed=False, duplicate=False)
+        return Outcome(parcel, changed=False, duplicate=False, next_deadline_ms=deadline, deadline_known=True)
     parcel.record(input_id, [], sla_events)
-    return Outcome(parcel, changed=True, duplicate=False, sla_events=sla_events)
+    return Outcome(
+        parcel, changed=True, duplicate=False, sla_events=sla_events, next_deadline_ms=deadline, deadline_known=True
+    )
 
 
 def _step_timeline(parcel: Parcel, index: int, classification: Classification) -> list[_Run]:

@@ -88,6 +88,12 @@ def evaluate(parcel: Parcel, rules: SlaRules, now_ms: int) -> list[dict[str, Any
     Records what it returns on the parcel (emitted ids, open rules), so call it once per outcome
     and publish everything it returns. When it returns events, ``parcel.open_sla`` changed too.
     """
+    return assess(parcel, rules, now_ms)[0]
+
+
+def assess(parcel: Parcel, rules: SlaRules, now_ms: int) -> tuple[list[dict[str, Any]], int | None]:
+    """``evaluate``'s events and the parcel's ``next_deadline_ms`` after them, from one computation
+    of the rule windows (they depend on the history, which evaluating does not change)."""
     events: list[dict[str, Any]] = []
     current = windows(parcel, rules)
     finished = not current and parcel.current.code == "RETURNED"
@@ -136,13 +142,17 @@ def evaluate(parcel: Parcel, rules: SlaRules, now_ms: int) -> list[dict[str, Any
         elif now_ms >= _at_risk_ms(window, rules) and not emitted_kind(parcel, rule, "breach", deadline):
             emit(rule, "at_risk", deadline)
             parcel.sla_open[rule] = ("at_risk", deadline)
-    return events
+    return events, _next_deadline_ms(parcel, current, rules)
 
 
 def next_deadline_ms(parcel: Parcel, rules: SlaRules) -> int | None:
     """The earliest event time at which ``evaluate`` would emit something with no further scan."""
+    return _next_deadline_ms(parcel, windows(parcel, rules), rules)
+
+
+def _next_deadline_ms(parcel: Parcel, current: dict[str, Window], rules: SlaRules) -> int | None:
     candidates: list[int] = []
-    for rule, window in windows(parcel, rules).items():
+    for rule, window in current.items():
         if window.met_ms is not None:
             continue
         deadline = window.deadline_ms

@@ -43,7 +43,7 @@ from streams.core.consolidation import (
     apply_unit_scan,
     check_fanout,
 )
-from streams.core.parcel import Parcel, apply_scan, apply_sla_due
+from streams.core.parcel import Outcome, Parcel, apply_scan, apply_sla_due
 from streams.core.rules import SlaRules
 from streams.core.sla import next_deadline_ms
 from streams.core.stages import StageObservations
@@ -284,8 +284,9 @@ class Batch:
         self._outputs: list[Output] = []
         #: Scans applied or fanned out, per (source, code), for the metrics (``count_metrics``).
         self.ingested: Counter[tuple[str, str]] = Counter()
-        #: Parcels whose SLA deadline may have moved (every scanned or evaluated parcel).
-        self._touched: dict[str, Parcel] = {}
+        #: Parcels whose SLA deadline may have moved (every scanned or evaluated parcel), with the
+        #: deadline their last SLA evaluation found (None: to compute, see ``deadlines``).
+        self._touched: dict[str, tuple[Parcel, Outcome | None]] = {}
         #: Unchanged parcels whose ParcelState is published again (a replayed input).
         self._republished: dict[str, Parcel] = {}
         #: Parcels whose SLA evaluation raised: tracking number → when to try again.
@@ -320,8 +321,11 @@ class Batch:
     def emit(self, output: Output) -> None:
         self._outputs.append(output)
 
-    def touch(self, parcel: Parcel) -> None:
-        self._touched[parcel.tracking_number] = parcel
+    def touch(self, parcel: Parcel, outcome: Outcome | None = None) -> None:
+        self._touched[parcel.tracking_number] = (
+            parcel,
+            outcome if outcome is not None and outcome.deadline_known else None,
+        )
 
     def republish(self, parcel: Parcel) -> None:
         """Publish the parcel's current ParcelState although it did not change (a replayed input)."""
@@ -341,7 +345,10 @@ class Batch:
     def deadlines(self) -> list[tuple[str, int | None]]:
         """(tracking number, next SLA deadline or None) of every parcel the batch scanned or evaluated."""
         rules = self.processor.rules
-        deadlines = [(number, next_deadline_ms(parcel, rules)) for number, parcel in self._touched.items()]
+        deadlines = [
+            (number, next_deadline_ms(parcel, rules) if outcome is None else outcome.next_deadline_ms)
+            for number, (parcel, outcome) in self._touched.items()
+        ]
         return deadlines + [(n, d) for n, d in self._rearmed.items() if n not in self._touched]
 
     def write_state(self, parcels: MutableMapping[str, bytes], units: MutableMapping[str, bytes]) -> int:
@@ -493,7 +500,7 @@ class Processor:
             state.put_parcel(outcome.parcel)
             if outcome.observations:
                 self._observe_stages(outcome.parcel, outcome.observations)
-            self._parcel_outputs(batch, outcome.parcel, outcome.status_updates, outcome.sla_events)
+            self._parcel_outputs(batch, outcome.parcel, outcome.status_updates, outcome.sla_events, outcome=outcome)
         else:
             state.begin("units", handling_unit)
             unit, fanout = apply_unit_scan(state.unit(handling_unit), scan, max_depth)
@@ -541,7 +548,7 @@ class Processor:
                 batch.republish(parcel)
             else:  # evaluate may tidy sla_open without an event: keep the stored value (and the warm cache) as it was
                 state.rollback()
-            self._parcel_outputs(batch, parcel, [], outcome.sla_events, count=not outcome.replayed)
+            self._parcel_outputs(batch, parcel, [], outcome.sla_events, count=not outcome.replayed, outcome=outcome)
         except Exception as error:  # one parcel must not stop the timer of the others
             state.rollback()
             log.exception("SLA evaluation failed; dead-lettered, tried again in %d s event time", SLA_RETRY_MS // 1000)
@@ -567,9 +574,11 @@ class Processor:
         sla_events: list[dict[str, Any]],
         *,
         count: bool = True,
+        outcome: Outcome | None = None,
     ) -> None:
         """Status updates and SLA events now; the ParcelState once per batch (``Batch.outputs``).
-        ``count``: false for re-sent outputs (the metrics counted them when first produced)."""
+        ``count``: false for re-sent outputs (the metrics counted them when first produced);
+        ``outcome``: the one that produced them, with the parcel's next SLA deadline."""
         key = parcel.tracking_number.encode()
         encode = self.codec.encode
         for update in status_updates:
@@ -585,7 +594,7 @@ class Processor:
                     self._route_labels(event.get("route")),
                     self._carrier_labels(event.get("carrier")),
                 ).inc()
-        batch.touch(parcel)
+        batch.touch(parcel, outcome)
 
     def _observe_stages(self, parcel: Parcel, observations: StageObservations) -> None:
         """Dwell and transit histograms: the core hands each stay and transit over once."""

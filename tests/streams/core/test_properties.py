@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 
 from schemas.codec import default_codec
 from streams.core.authority import LAST_MILE_CODES
-from streams.core.sla import evaluate
+from streams.core.parcel import Parcel, apply_scan
+from streams.core.rules import SlaRules
+from streams.core.sla import evaluate, next_deadline_ms
 from tests.streams.builders import HOUR, T0, Pipeline, location, manifest, scan, shipment
 
 BAG = "BAG-7"
@@ -200,3 +202,24 @@ def test_a_crash_after_storing_and_a_replay_in_another_order_publish_every_updat
     assert {u["update_id"] for u in published_updates + updates} == {
         u["update_id"] for u in uninterrupted.status_updates
     }
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(journey=journeys(), seed=st.randoms(use_true_random=False))
+def test_the_deadline_found_with_the_sla_evaluation_is_next_deadline_ms(journey: Journey, seed: random.Random) -> None:
+    """apply_scan evaluates the SLA rules and finds the next deadline in one pass; it is the one
+    ``next_deadline_ms`` computes from the parcel afterwards (the worker's timer schedules it)."""
+    rules = SlaRules()
+    messages = list(journey.messages)
+    seed.shuffle(messages)
+    parcels: dict[str, Parcel] = {}
+    clock = 0
+    for kind, value in messages:
+        if kind != "scan" or not value.get("tracking_number"):
+            continue
+        clock = max(clock, value["event_time_ms"])
+        outcome = apply_scan(parcels.get(value["tracking_number"]), value, rules, clock + seed.choice([0, 30 * HOUR]))
+        parcels[outcome.parcel.tracking_number] = outcome.parcel
+        if not outcome.duplicate:
+            assert outcome.deadline_known
+            assert outcome.next_deadline_ms == next_deadline_ms(outcome.parcel, rules)
