@@ -238,7 +238,7 @@ def run_worker(settings: WorkerSettings) -> None:
     import mode.loop
 
     from streams.worker.agents import StreamWorker
-    from streams.worker.app import create_app
+    from streams.worker.app import create_app, tune_gc
 
     mode.loop.use("uvloop")
     faust_app = create_app(settings)
@@ -254,6 +254,7 @@ def run_worker(settings: WorkerSettings) -> None:
     # Faust's start-up spinner sets the root logger to DEBUG for its handler: every debug call of
     # aiokafka and Faust (several per message produced) would then build a log record.
     worker.spinner = None
+    tune_gc()
     try:
         # Runs until SIGTERM/SIGINT, then stops the app (commits offsets) and exits the process.
         worker.execute_from_commandline()
