@@ -7,7 +7,8 @@
 - Tables ``parcels`` and ``units`` keep JSON bytes of the core's ``to_dict()``, with compacted
   changelog topics that are never deleted by time (``retention.ms=-1``). Per batch the worker
   writes the tables, waits until the broker acknowledged every changelog record, and only then
-  publishes the batch's outputs (docs/streams.md, "Delivery semantics").
+  publishes the batch's outputs, awaiting their delivery too (docs/streams.md, "Delivery semantics";
+  streams/worker/outputs.py: through librdkafka by default).
 - SLA timer: a heap of the next deadline of every owned parcel. Every ``sla_timer_interval`` the
   timer takes the parcels whose deadline has passed on the event-time clock and sends their
   tracking numbers to ``<app id>-sla-due``; the agent evaluates them there. Going through the
@@ -34,7 +35,8 @@ from streams.settings import WorkerSettings
 from streams.worker import metrics
 from streams.worker.deadlines import DeadlineHeap
 from streams.worker.estimates import PartitionEstimates
-from streams.worker.processor import Batch, Guards, Headers, Output, Processor, SourceMessage, WarmCache
+from streams.worker.outputs import create_publisher
+from streams.worker.processor import Batch, Guards, Headers, Processor, SourceMessage, WarmCache
 
 log = logging.getLogger(__name__)
 
@@ -114,21 +116,6 @@ def record_headers(headers: object) -> Headers:
     return tuple((str(name), bytes(value or b"")) for name, value in pairs)  # type: ignore[union-attr]
 
 
-async def publish(producer: Any, outputs: list[Output]) -> None:
-    """Send ``outputs`` and wait until the broker acknowledged every one; raises the first send
-    error. Straight to the producer (Faust's Topic.send adds per-message bookkeeping we do not
-    use). Awaiting ``send`` only enqueues the record, and Faust's ``flush`` before a commit never
-    raises: without waiting here, an output the broker refused would vanish while its input's
-    offset is committed and its state stored as applied."""
-    send = producer.send
-    pending = [
-        await send(output.topic, output.key, output.value, None, None, list(output.headers) if output.headers else None)
-        for output in outputs
-    ]
-    if pending:
-        await asyncio.gather(*pending)
-
-
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -179,6 +166,8 @@ class StreamWorker:
             )
         }
         self.sla_due = app.topic(self.sla_due_name, key_type=bytes, value_type=bytes)
+        self.publisher = create_publisher(settings.output_producer, settings.bootstrap_servers, app)
+        app.on_before_shutdown.connect(self._stop_publisher)
         self.parcels = acked_table(app, settings, "parcels", "Parcel states")
         self.units = acked_table(app, settings, "units", "Handling units")
         self.estimates_table = acked_table(
@@ -232,7 +221,9 @@ class StreamWorker:
                 await self.parcels.changelog_acked()
                 await self.units.changelog_acked()
                 await self.estimates_table.changelog_acked()
-                await publish(self.app.producer, outputs)
+                # Delivered, not only enqueued, before Faust may commit the batch's offsets: an output the
+                # broker refused fails the batch (streams/worker/outputs.py).
+                await self.publisher.publish(outputs)
             except BaseException:
                 self.warm.clear()  # its objects may hold changes that never reached the tables
                 raise
@@ -242,6 +233,9 @@ class StreamWorker:
             batch.count_metrics()
             for tracking_number, deadline in batch.deadlines():
                 self.deadlines.schedule(tracking_number, deadline)
+
+    async def _stop_publisher(self, sender: object, **kwargs: object) -> None:
+        await self.publisher.stop()
 
     async def _forget_warm_state(self, sender: object, partitions: object, **kwargs: object) -> None:
         self.warm.clear()

@@ -12,8 +12,8 @@ import pytest
 
 from deploy.embedded import EmbeddedBroker
 from streams.settings import WorkerSettings
-from streams.worker.agents import publish
 from streams.worker.app import create_app
+from streams.worker.outputs import publish
 from streams.worker.processor import Output
 from tests.conftest import unique
 
