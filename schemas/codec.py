@@ -4,9 +4,9 @@ A message is ``0x00`` (magic byte) + 4-byte big-endian schema id + schemaless Av
 schema-registry-aware tools can read our topics. Schema ids come from the checked-in
 ``registry.json``; published schema versions are immutable (their fingerprints are pinned there).
 Schemas are parsed once, when the codec is built, and each gets a writer generated from it
-(schemas/avro_writer.py: fastavro's bytes without its per-call union validation). Decoding
-resolves the writer's version to the newest version this code knows, so old data keeps reading
-after a schema evolves.
+(schemas/avro_writer.py: fastavro's bytes without its per-call union validation) and a reader
+(schemas/avro_reader.py, for data of the newest version). Decoding resolves the writer's version
+to the newest version this code knows, so old data keeps reading after a schema evolves.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import fastavro
 import fastavro.schema
 import fastavro.validation
 
+from schemas.avro_reader import READ_ERRORS, Reader, compile_reader
 from schemas.avro_writer import WRITE_ERRORS, Writer, compile_writer
 
 MAGIC_BYTE = 0
@@ -62,6 +63,8 @@ class RegisteredSchema:
     compiled: dict[str, Any] = field(repr=False, compare=False)
     #: Writer generated from the schema (schemas/avro_writer.py); None: fastavro writes it.
     writer: Writer | None = field(default=None, repr=False, compare=False)
+    #: Reader generated from the schema (schemas/avro_reader.py) for data written with it; None: fastavro.
+    reader: Reader | None = field(default=None, repr=False, compare=False)
 
     @property
     def header(self) -> bytes:
@@ -109,6 +112,7 @@ class Codec:
                 parsed=parsed,
                 compiled=compiled,
                 writer=compile_writer(compiled),
+                reader=compile_reader(compiled),
             )
             if registered.schema_id in self._by_id:
                 raise ValueError(f"{registry_file}: schema id {registered.schema_id} registered twice")
@@ -171,6 +175,13 @@ class Codec:
                 "unexpected_record", f"expected a {expect}, got a {writer.record_name} (schema id {schema_id})"
             )
         reader = self._latest[writer.record_name]
+        if reader is writer and writer.reader is not None:
+            try:
+                value, end = writer.reader(data, _HEADER.size)
+                if end == len(data):
+                    return Decoded(writer.record_name, schema_id, value)
+            except READ_ERRORS:
+                pass  # fastavro's verdict below: the same value, or the reason it does not decode
         buffer = io.BytesIO(data)
         buffer.seek(_HEADER.size)
         try:
