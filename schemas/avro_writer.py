@@ -34,17 +34,33 @@ class UnsupportedSchemaError(Exception):
     """The schema uses something the generator does not write (fastavro keeps it)."""
 
 
+#: Varint bytes of every 14-bit group: with the continuation bit on both bytes (a group followed by
+#: more), and as the last group (1 or 2 bytes). Millisecond timestamps take 3 lookups instead of a
+#: 6-step loop (~1.1 MB for both tables).
+_GROUP_BITS = 14
+_GROUP_MASK = (1 << _GROUP_BITS) - 1
+_CONTINUED = [bytes(((group & 0x7F) | 0x80, (group >> 7) | 0x80)) for group in range(1 << _GROUP_BITS)]
+_LAST = [
+    bytes((group,)) if group < 0x80 else bytes(((group & 0x7F) | 0x80, group >> 7)) for group in range(1 << _GROUP_BITS)
+]
+
+
 def encode_long(value: int) -> bytes:
     """Avro int/long: zig-zag, then base-128 varint (fastavro refuses values beyond 64 bits)."""
     if not _LONG_MIN <= value <= _LONG_MAX:
         raise OverflowError(f"{value} does not fit an Avro long")
     zigzag = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while zigzag > 0x7F:
-        out.append((zigzag & 0x7F) | 0x80)
-        zigzag >>= 7
-    out.append(zigzag)
-    return bytes(out)
+    if zigzag <= _GROUP_MASK:
+        return _LAST[zigzag]
+    if zigzag >> 28 <= _GROUP_MASK:  # up to 42 bits: millisecond timestamps until the year 2109
+        if zigzag >> 14 <= _GROUP_MASK:
+            return _CONTINUED[zigzag & _GROUP_MASK] + _LAST[zigzag >> 14]
+        return _CONTINUED[zigzag & _GROUP_MASK] + _CONTINUED[zigzag >> 14 & _GROUP_MASK] + _LAST[zigzag >> 28]
+    out = b""
+    while zigzag > _GROUP_MASK:
+        out += _CONTINUED[zigzag & _GROUP_MASK]
+        zigzag >>= _GROUP_BITS
+    return out + _LAST[zigzag]
 
 
 class _Generator:
