@@ -284,6 +284,10 @@ class Batch:
         self._outputs: list[Output] = []
         #: Scans applied or fanned out, per (source, code), for the metrics (``count_metrics``).
         self.ingested: Counter[tuple[str, str]] = Counter()
+        #: Status updates per status and SLA events per (rule, kind, route, carrier) label set, first
+        #: emitted in this batch: counted once per batch too.
+        self.status_updates_counted: Counter[str] = Counter()
+        self.sla_events_counted: Counter[tuple[str, str, str, str]] = Counter()
         #: Parcels whose SLA deadline may have moved (every scanned or evaluated parcel), with the
         #: deadline their last SLA evaluation found (None: to compute, see ``deadlines``).
         self._touched: dict[str, tuple[Parcel, Outcome | None]] = {}
@@ -355,9 +359,12 @@ class Batch:
         return self.state.write(parcels, units)
 
     def count_metrics(self) -> None:
-        """Count the batch's ingested scans (once, when it is done)."""
+        """Count the batch's ingested scans and first emitted outputs (once, when it is done)."""
         self.processor.count_ingested(self.ingested)
+        self.processor.count_outputs(self.status_updates_counted, self.sla_events_counted)
         self.ingested.clear()
+        self.status_updates_counted.clear()
+        self.sla_events_counted.clear()
 
 
 class Processor:
@@ -380,6 +387,7 @@ class Processor:
         self.parcel_state_encoder = ParcelStateEncoder(self.codec)
         # prometheus_client's labels() costs more than the increment: keep each child.
         self._ingested: dict[tuple[str, str], Any] = {}
+        self._status_updates: dict[str, Any] = {}
         self._event_time_lag = metrics.EVENT_TIME_LAG.labels(STAGE)
         self._carrier_labels = metrics.CarrierLabels()
         self._route_labels = metrics.RouteLabels()
@@ -584,16 +592,17 @@ class Processor:
         for update in status_updates:
             batch.emit(Output(self.topics.status_updates, key, encode("StatusUpdate", update)))
             if count:
-                metrics.STATUS_UPDATES.labels(update["status"]).inc()
+                batch.status_updates_counted[update["status"]] += 1
         for event in sla_events:
             batch.emit(Output(self.topics.sla_events, key, encode("SlaEvent", event)))
             if count:
-                metrics.SLA_EVENTS.labels(
+                labels = (
                     event["rule"],
                     event["kind"],
                     self._route_labels(event.get("route")),
                     self._carrier_labels(event.get("carrier")),
-                ).inc()
+                )
+                batch.sla_events_counted[labels] += 1
         batch.touch(parcel, outcome)
 
     def _observe_stages(self, parcel: Parcel, observations: StageObservations) -> None:
@@ -629,6 +638,17 @@ class Processor:
             if counter is None:
                 counter = self._ingested[(source, code)] = metrics.SCANS_INGESTED.labels(source, code)
             counter.inc(scans)
+
+    def count_outputs(self, status_updates: Counter[str], sla_events: Counter[tuple[str, str, str, str]]) -> None:
+        """Add a batch's first emitted outputs to ``parcelstream_status_updates_total`` and
+        ``parcelstream_sla_events_total`` (one increment per label set)."""
+        for status, updates in status_updates.items():
+            counter = self._status_updates.get(status)
+            if counter is None:
+                counter = self._status_updates[status] = metrics.STATUS_UPDATES.labels(status)
+            counter.inc(updates)
+        for labels, events in sla_events.items():
+            metrics.SLA_EVENTS.labels(*labels).inc(events)
 
     def _wrong_key(self, batch: Batch, message: SourceMessage, subject: str, wall_ms: int) -> bool:
         # State lives in the partition of its key: a record keyed by something else would update a

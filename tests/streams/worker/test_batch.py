@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 
 from schemas.codec import default_codec
 from schemas.topics import TopicNames
@@ -248,3 +249,22 @@ def test_the_warm_cache_keeps_at_most_its_size_dropping_the_oldest() -> None:
     assert len(warm) == 2
     assert warm.get("parcels", "LP00000001CN") is None
     assert warm.get("parcels", "LP00000003CN") is not None
+
+
+def status_updates_total(status: str) -> float:
+    return REGISTRY.get_sample_value("parcelstream_status_updates_total", {"status": status}) or 0.0
+
+
+def test_status_updates_are_counted_once_per_batch_when_it_is_done_and_re_sends_not_at_all() -> None:
+    processor = Processor(TOPICS, SlaRules(), EventClock(1.0))
+    before = {status: status_updates_total(status) for status in ("InfoReceived", "InTransit")}
+    batch = processor.batch({}, {})
+    batch.add(encoded("scan", scan("ORDER_CREATED", T0, "e1", with_shipment=shipment()), 0), T0)
+    batch.add(encoded("scan", scan("ORIGIN_RECEIVED", T0 + HOUR, "e2"), 1), T0)
+    batch.add(encoded("scan", scan("ORIGIN_RECEIVED", T0 + HOUR, "e2"), 2), T0)  # re-sends e2's update
+    assert status_updates_total("InTransit") == before["InTransit"]  # nothing counted mid-batch
+    batch.count_metrics()
+    assert status_updates_total("InfoReceived") == before["InfoReceived"] + 1
+    assert status_updates_total("InTransit") == before["InTransit"] + 1
+    batch.count_metrics()  # counted once
+    assert status_updates_total("InTransit") == before["InTransit"] + 1
