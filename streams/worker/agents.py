@@ -116,6 +116,11 @@ def record_headers(headers: object) -> Headers:
     return tuple((str(name), bytes(value or b"")) for name, value in pairs)  # type: ignore[union-attr]
 
 
+def changelog_buffer_size(settings: WorkerSettings) -> int:
+    """Changelog records Faust's producer buffer holds before the consumer waits: two batches' writes."""
+    return 2 * settings.batch_size
+
+
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -187,6 +192,12 @@ class StreamWorker:
         the batch's offsets after this body ran."""
         settings = self.settings
         events: list[EventT]
+        # Faust buffers table changelog sends and makes the consumer wait, message by message, while
+        # more than ``max_messages`` (100) are pending: a batch writes up to one key per message, so
+        # the consumer stalled (and warned "producer buffer full") behind every batch. The batch
+        # awaits its changelog records anyway (``changelog_acked``), which bounds the buffer.
+        buffer = self.app.producer.buffer
+        buffer.max_messages = max(buffer.max_messages, changelog_buffer_size(settings))
         async for events in stream.take_events(settings.batch_size, within=settings.batch_timeout):
             batch = self.processor.batch(self.parcels, self.units, self.warm)
             event_of_partition: dict[int, EventT] = {}
