@@ -99,3 +99,35 @@ def group_caught_up(bootstrap_servers: str, group: str, topics: list[str], parti
         return False
     finally:
         consumer.close()
+
+
+def latest_value_bytes(bootstrap_servers: str, topic: str, partitions: int, idle_s: float = 2.0) -> dict[bytes, int]:
+    """Bytes of the latest value of each key of a (compacted) topic, read from the beginning until
+    nothing more arrives for ``idle_s``; a tombstone drops its key."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": f"bench-latest-{topic}",
+            "enable.auto.commit": False,
+            "log_level": 3,
+        }
+    )
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+    latest: dict[bytes, int] = {}
+    quiet_since = time.monotonic()
+    try:
+        while time.monotonic() - quiet_since < idle_s:
+            messages = consumer.consume(5000, timeout=0.5)
+            for message in messages:
+                if message.error() or message.key() is None:
+                    continue
+                value = message.value()
+                if value is None:
+                    latest.pop(message.key(), None)
+                else:
+                    latest[message.key()] = len(value)
+            if messages:
+                quiet_since = time.monotonic()
+    finally:
+        consumer.close()
+    return latest

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import typer
 from rich.console import Console
@@ -28,7 +28,7 @@ from rich.table import Table
 
 from benchmarks.data import Dataset, build_dataset, preload
 from benchmarks.latency import LoadRun
-from benchmarks.measure import OutputCounter, cpu_seconds, group_caught_up, peak_rss_bytes
+from benchmarks.measure import OutputCounter, cpu_seconds, group_caught_up, latest_value_bytes, peak_rss_bytes
 from deploy.embedded import EmbeddedBroker, StackError, create_topics
 from schemas.topics import TopicNames
 from streams.settings import WorkerSettings
@@ -44,6 +44,7 @@ LOAD_FRACTIONS = (0.25, 0.5, 0.8)
 #: The latency baseline: the worker's consumer with the fetch long-poll Faust hard-codes (1.5 s),
 #: measured in the same run as the worker's own setting (``WorkerSettings.fetch_max_wait``).
 FAUST_FETCH_MAX_WAIT = 1.5
+RETAIN_ALL: Final = {"PARCELSTREAM_RETENTION_DAYS": "3650", "PARCELSTREAM_EXPIRE_DAYS": "3650"}
 #: The worker has processed everything once its group committed the inputs and no state came for this long.
 IDLE_SECONDS = 3.0
 
@@ -63,6 +64,8 @@ class Outcome:
     cpu_seconds: float = 0.0
     peak_rss_bytes: int = 0
     processes: int = 1
+    #: Mean bytes of a parcel's table value after the run (the worker's parcels changelog).
+    state_bytes_per_parcel: float | None = None
     ratios: dict[str, float | None] = field(default_factory=dict)
 
     @property
@@ -201,7 +204,9 @@ class Harness:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    env={**os.environ, **(env or {})},
+                    # The dataset's journeys span months of event time and arrive at once: keep every
+                    # parcel, so the run measures whole journeys (and state_bytes_per_parcel their size).
+                    env={**os.environ, **RETAIN_ALL, **(env or {})},
                 )
             self.logs[process.pid] = log_path
             processes.append(process)
@@ -255,7 +260,13 @@ class Harness:
             cpu_seconds=sum(cpu_at_last) - sum(cpu_at_first),
             peak_rss_bytes=peak,
             processes=workers,
+            state_bytes_per_parcel=self.state_bytes_per_parcel(group),
         )
+
+    def state_bytes_per_parcel(self, app_id: str) -> float | None:
+        """Mean bytes of the latest value of each key of the worker's parcels table (its changelog)."""
+        sizes = latest_value_bytes(self.bootstrap_servers, f"{app_id}-parcels-changelog", self.partitions)
+        return round(sum(sizes.values()) / len(sizes), 1) if sizes else None
 
     def run_latency(self, max_scans_per_s: float, seconds: float, fetch_max_wait: float) -> list[dict[str, Any]]:
         label = f"latency-fetch-{fetch_max_wait:g}s"
@@ -350,6 +361,7 @@ def targets(outcomes: dict[str, Outcome], latency: list[dict[str, Any]]) -> dict
         "one_worker_vs_quix": verdict(round(one.scans_per_s / quix.scans_per_s, 3) if both else None, 0.5, True),
         "p99_ms_at_50_percent": verdict(half["p99_ms"] if half and half["states"] else None, 250.0, False),
         "two_workers_vs_one": verdict(round(two.scans_per_s / one.scans_per_s, 3) if scaled else None, 1.6, True),
+        "state_bytes_per_parcel": verdict(one.state_bytes_per_parcel if one and one.ok else None, 3000.0, False),
     }
 
 

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from deploy.demo import DemoOptions, run_demo
 from deploy.embedded import EmbeddedBroker, StackError, check_redis, create_topics
+from deploy.parcels import app as parcels_app
 from schemas.topics import ALL_TOPICS
 
 console = Console(stderr=True, soft_wrap=True)
@@ -29,6 +30,7 @@ app = typer.Typer(
 )
 dev = typer.Typer(help="The embedded local stack (Tansu broker + Redis check + topics).", no_args_is_help=True)
 app.add_typer(dev, name="dev")
+app.add_typer(parcels_app, name="parcels")
 
 
 def _stop_on_signals() -> threading.Event:

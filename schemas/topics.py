@@ -105,6 +105,15 @@ DEAD_LETTERS: Final = TopicSpec(
     "Input any stage could not process, with the reason",
 )
 
+PARCEL_COMMANDS: Final = TopicSpec(
+    "parcel-commands",
+    "tracking number",
+    "ParcelCommand",
+    "delete",
+    7 * DAY_MS,
+    "Operators' commands about a parcel (erase: a customer's right to erasure), honoured by streams",
+)
+
 ALL_TOPICS: Final[tuple[TopicSpec, ...]] = (
     SCANS,
     MANIFESTS,
@@ -113,9 +122,10 @@ ALL_TOPICS: Final[tuple[TopicSpec, ...]] = (
     STATUS_UPDATES,
     SLA_EVENTS,
     DEAD_LETTERS,
+    PARCEL_COMMANDS,
 )
 #: Read together by one stream-processor agent; their keys must land in matching partitions.
-CO_PARTITIONED: Final[tuple[TopicSpec, ...]] = (SCANS, MANIFESTS, SCANS_FANOUT)
+CO_PARTITIONED: Final[tuple[TopicSpec, ...]] = (SCANS, MANIFESTS, SCANS_FANOUT, PARCEL_COMMANDS)
 
 
 @dataclass(frozen=True)
@@ -151,3 +161,7 @@ class TopicNames:
     @property
     def dead_letters(self) -> str:
         return DEAD_LETTERS.name(self.prefix)
+
+    @property
+    def parcel_commands(self) -> str:
+        return PARCEL_COMMANDS.name(self.prefix)

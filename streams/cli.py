@@ -134,6 +134,51 @@ def worker(
             "it off." + _default("state_cache_size"),
         ),
     ] = None,
+    max_scans_per_parcel: Annotated[
+        int | None,
+        typer.Option(
+            envvar="PARCELSTREAM_MAX_SCANS_PER_PARCEL",
+            show_default=False,
+            help="History entries a parcel keeps at most; later scans are dead-lettered too_many_scans."
+            + _default("max_scans_per_parcel"),
+        ),
+    ] = None,
+    retention_days: Annotated[
+        float | None,
+        typer.Option(
+            envvar="PARCELSTREAM_RETENTION_DAYS",
+            show_default=False,
+            help="Days (event time) a closed parcel is kept before it is archived (its Redis view and "
+            "parcel-state value deleted)." + _default("retention_days"),
+        ),
+    ] = None,
+    expire_days: Annotated[
+        float | None,
+        typer.Option(
+            envvar="PARCELSTREAM_EXPIRE_DAYS",
+            show_default=False,
+            help="Days without a scan after which an open parcel expires; also how long an archived parcel "
+            "refuses late scans." + _default("expire_days"),
+        ),
+    ] = None,
+    unit_retention_days: Annotated[
+        float | None,
+        typer.Option(
+            envvar="PARCELSTREAM_UNIT_RETENTION_DAYS",
+            show_default=False,
+            help="Days after its last scan a handling unit is forgotten (a reused ULD id starts a fresh membership)."
+            + _default("unit_retention_days"),
+        ),
+    ] = None,
+    max_unit_members: Annotated[
+        int | None,
+        typer.Option(
+            envvar="PARCELSTREAM_MAX_UNIT_MEMBERS",
+            show_default=False,
+            help="Members a handling unit keeps at most; a manifest past it is dead-lettered unit_too_large."
+            + _default("max_unit_members"),
+        ),
+    ] = None,
     web_port: Annotated[
         int | None,
         typer.Option(
@@ -185,6 +230,11 @@ def worker(
         "batch_size": batch_size,
         "batch_timeout": batch_timeout,
         "state_cache_size": state_cache_size,
+        "max_scans_per_parcel": max_scans_per_parcel,
+        "max_unit_members": max_unit_members,
+        "retention_days": retention_days,
+        "expire_days": expire_days,
+        "unit_retention_days": unit_retention_days,
         "web_port": web_port,
         "max_future": max_future,
         "max_age": max_age,

@@ -12,7 +12,7 @@ from schemas.event_time import EventTimeSettings
 from schemas.settings import PipelineSettings
 from streams.core.consolidation import DEFAULT_MAX_FANOUT_DEPTH
 from streams.core.estimates import EstimateConfig
-from streams.core.rules import DAY_MS, HOUR_MS, SlaRules
+from streams.core.rules import DAY_MS, HOUR_MS, Retention, SlaRules
 
 
 class SlaSettings(PipelineSettings):
@@ -78,6 +78,17 @@ class WorkerSettings(SlaSettings, EventTimeSettings):
     rocksdb_block_cache_mb: int = Field(16, ge=1)
     """RocksDB block cache per table partition: Faust's default is 2 GiB. With the write buffers it
     bounds the store's memory: about (2 x write buffer + block cache) x 2 tables x partitions owned."""
+    max_scans_per_parcel: int = Field(500, ge=1)
+    """History entries a parcel keeps at most; later scans are dead-lettered ``too_many_scans``."""
+    retention_days: float = Field(30.0, gt=0)
+    """Days (event time) a closed parcel (delivered, returned, lost, expired) is kept before it is archived."""
+    expire_days: float = Field(60.0, gt=0)
+    """Days without a scan after which an open parcel expires; also how long an archived parcel's
+    marker refuses late scans (``parcel_archived``) before it is deleted."""
+    unit_retention_days: float = Field(7.0, gt=0)
+    """Days after its last scan or manifest a handling unit is forgotten (a reused ULD id starts afresh)."""
+    max_unit_members: int = Field(10_000, ge=1)
+    """Members a handling unit keeps at most; a manifest past it is dead-lettered ``unit_too_large``."""
     state_cache_size: int = Field(50_000, ge=0)
     """Decoded parcels and units kept between batches (cleared on every rebalance); 0 turns it off."""
     fetch_max_wait: float = Field(0.1, gt=0, le=30)
@@ -115,6 +126,14 @@ class WorkerSettings(SlaSettings, EventTimeSettings):
             min_deliveries=self.estimate_min_deliveries,
             low_quantile=self.estimate_low_quantile,
             high_quantile=self.estimate_high_quantile,
+        )
+
+    def retention(self) -> Retention:
+        """The core's plain ``Retention`` from these settings."""
+        return Retention(
+            retention_ms=round(self.retention_days * DAY_MS),
+            expire_ms=round(self.expire_days * DAY_MS),
+            unit_retention_ms=round(self.unit_retention_days * DAY_MS),
         )
 
     @property

@@ -142,7 +142,11 @@ class StageLauncher:
     ) -> StageProcess:
         """A stream-processor worker; its state lives in ``<log_dir>/<name>-data``, so a worker started
         again under the same name finds its local tables. ``settings`` are WorkerSettings fields (as
-        PARCELSTREAM_* variables), e.g. commit_interval="3600"."""
+        PARCELSTREAM_* variables), e.g. commit_interval="3600". Parcels and units are kept ten years
+        unless a test sets ``retention_days`` / ``expire_days`` / ``unit_retention_days``: a
+        simulation published at once moves the event clock to its last day within seconds, and a
+        test of final states must still find every parcel and every unit a late manifest names."""
+        settings = {"retention_days": "3650", "expire_days": "3650", "unit_retention_days": "3650", **settings}
         metrics_port = free_port()
         command = python_command(
             "streams",
@@ -266,6 +270,8 @@ class TopicReader:
         partitions = sorted(self.consumer.list_topics(topic, timeout=10).topics[topic].partitions)
         self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         self.records: list[tuple[bytes | None, dict[str, Any]]] = []
+        #: Key of each tombstone → the number of records read before it.
+        self.tombstones: dict[bytes, int] = {}
         self.at_end = dict.fromkeys(partitions, False)
 
     def poll(self, timeout: float = 10.0) -> int:
@@ -278,15 +284,27 @@ class TopicReader:
                 error = message.error()
                 if error is None:
                     self.at_end[message.partition()] = False
-                    self.records.append((message.key(), CODEC.decode(message.value()).value))
+                    if message.value() is None:
+                        self.tombstones[message.key()] = len(self.records)
+                    else:
+                        self.records.append((message.key(), CODEC.decode(message.value()).value))
                 elif error.code() == KafkaError._PARTITION_EOF:
                     self.at_end[message.partition()] = True
             if all(self.at_end.values()) or time.monotonic() > deadline:
                 return len(self.records)
 
     def latest_by_key(self) -> dict[str, dict[str, Any]]:
-        # A key lives in one partition, read in order: the last record of a key is its latest.
-        return {key.decode(errors="replace"): value for key, value in self.records if key is not None}
+        # A key lives in one partition, read in order: the last record of a key is its latest, unless
+        # a tombstone came after it.
+        latest: dict[bytes, tuple[int, dict[str, Any]]] = {}
+        for index, (key, value) in enumerate(self.records):
+            if key is not None:
+                latest[key] = (index, value)
+        return {
+            key.decode(errors="replace"): value
+            for key, (index, value) in latest.items()
+            if self.tombstones.get(key, -1) <= index
+        }
 
     def values(self) -> list[dict[str, Any]]:
         return [value for _key, value in self.records]

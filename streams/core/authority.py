@@ -1,7 +1,8 @@
 """Who may set what on a parcel: the rules that keep one carrier from rewriting another's parcel.
 
 The edge gives API keys scopes (sources and codes); these rules hold in the worker whoever
-published the scan, and ``parcel.apply_scan`` asks ``check_scan`` before it changes anything.
+published the scan, and ``parcel.fold_scan`` asks ``check_scan`` before it changes anything (the
+stored parcel keeps its last-mile carrier, so no history is read).
 
 - **Shipment facts are written once.** The first scan that carries a shipment (ORDER_CREATED: service
   level, merchant, destination, order time...) sets it; the same facts again are fine, different
@@ -34,11 +35,10 @@ def last_mile_carrier(history: Iterable[dict[str, Any]]) -> str | None:
     return None
 
 
-def check_scan(
-    shipment: dict[str, Any] | None, history: Iterable[dict[str, Any]], scan: dict[str, Any], code: str
-) -> None:
+def check_scan(shipment: dict[str, Any] | None, last_mile: str | None, scan: dict[str, Any], code: str) -> None:
     """Raise ``InvalidScanError`` if ``scan`` (with its classified ``code``) may not change a parcel
-    whose stored shipment facts are ``shipment`` and whose history is ``history``."""
+    whose stored shipment facts are ``shipment`` and whose last mile is ``last_mile``'s (the
+    carrier ``last_mile_carrier`` finds in its history; None: none yet)."""
     incoming = scan.get("shipment")
     if incoming and shipment is not None and incoming != shipment:
         changed = sorted(name for name in shipment.keys() | incoming.keys() if shipment.get(name) != incoming.get(name))
@@ -48,7 +48,7 @@ def check_scan(
         )
     carrier = scan.get("carrier")
     if code in LAST_MILE_CODES and carrier:
-        assigned = last_mile_carrier(history)
+        assigned = last_mile
         if assigned is not None and carrier != assigned:
             raise InvalidScanError(
                 "carrier_not_assigned",

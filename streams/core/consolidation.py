@@ -17,8 +17,9 @@ Bounds: a unit keeps its latest ``MAX_KEPT_SCANS`` scans in event time (a bag or
 dozen in its life); older ones are evicted and counted in ``evicted_scans`` (a member joining
 after that misses them, and a re-sent evicted scan fans out again: parcels drop it as a
 duplicate). It remembers the last ``MAX_MANIFEST_IDS`` manifest ids; re-applying a forgotten one
-changes nothing, since membership is decided by event time. Members are not bounded: they are the
-unit's contents.
+changes nothing, since membership is decided by event time. Members (current and removed) are at
+most ``max_members`` (``PARCELSTREAM_MAX_UNIT_MEMBERS``, default ``MAX_UNIT_MEMBERS``): a manifest
+that would pass it is refused whole (``unit_too_large``) and changes nothing.
 
 Cycles and depth: a unit scan that reached this unit through other units carries their ids,
 outermost first, in ``FANOUT_PATH`` (the worker keeps it in a Kafka record header of
@@ -48,6 +49,8 @@ from typing import Any, Final
 from streams.core.taxonomy import InvalidScanError
 
 MAX_KEPT_SCANS: Final = 256
+#: Members a unit keeps at most (a container of parcels holds a few thousand).
+MAX_UNIT_MEMBERS: Final = 10_000
 MAX_MANIFEST_IDS: Final = 1024
 #: Inputs whose fan-out a unit remembers for re-sending.
 MAX_RECORDED_INPUTS: Final = 32
@@ -81,6 +84,8 @@ class Unit:
     #: Applied manifest ids, oldest first, at most MAX_MANIFEST_IDS.
     manifest_ids: list[str] = field(default_factory=list)
     evicted_scans: int = 0
+    #: Latest event time of the scans and manifests applied (its retention counts from there).
+    last_seen_ms: int | None = None
     #: The last MAX_RECORDED_INPUTS inputs that fanned out, oldest first: input id ("scan:<event
     #: id>", "manifest:<manifest id>") → (kept scan ids, members): every scan went to every member.
     recorded: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
@@ -135,6 +140,7 @@ class Unit:
             "scans": list(self.scans),
             "manifest_ids": list(self.manifest_ids),
             "evicted_scans": self.evicted_scans,
+            "last_seen_ms": self.last_seen_ms,
             "recorded": [[input_id, scan_ids, members] for input_id, (scan_ids, members) in self.recorded.items()],
         }
 
@@ -147,6 +153,7 @@ class Unit:
             scans=list(data.get("scans", ())),
             manifest_ids=list(data.get("manifest_ids", ())),
             evicted_scans=data.get("evicted_scans", 0),
+            last_seen_ms=data.get("last_seen_ms"),
             recorded={input_id: (scan_ids, members) for input_id, scan_ids, members in data.get("recorded", ())},
         )
 
@@ -195,20 +202,44 @@ def check_fanout(subject: str, scan: dict[str, Any], *, is_unit: bool, max_depth
         )
 
 
-def _unit_for(unit: Unit | None, handling_unit: str | None, what: str) -> Unit:
+def _unit_for(
+    unit: Unit | None, handling_unit: str | None, what: str, event_time_ms: int, retention_ms: int | None
+) -> Unit:
     if not handling_unit:
         raise InvalidScanError("missing_handling_unit", f"{what} has no handling_unit")
-    if unit is None:
-        return Unit(handling_unit)
-    if unit.handling_unit != handling_unit:
+    if unit is not None and unit.handling_unit != handling_unit:
         raise InvalidScanError("wrong_unit", f"{what} for {handling_unit!r} applied to unit {unit.handling_unit!r}")
+    if unit is None or unit_expired(unit, retention_ms, event_time_ms):
+        unit = Unit(handling_unit)  # a reused id (ULDs fly daily) starts a fresh membership
     return unit
 
 
-def apply_manifest(unit: Unit | None, manifest: dict[str, Any]) -> tuple[Unit, list[dict[str, Any]]]:
+def _seen(unit: Unit, event_time_ms: int) -> None:
+    unit.last_seen_ms = event_time_ms if unit.last_seen_ms is None else max(unit.last_seen_ms, event_time_ms)
+
+
+def unit_expired(unit: Unit, retention_ms: int | None, now_ms: int) -> bool:
+    """Whether the unit was last seen ``retention_ms`` or more before ``now_ms`` (event time)."""
+    return retention_ms is not None and unit.last_seen_ms is not None and now_ms >= unit.last_seen_ms + retention_ms
+
+
+def unit_due_ms(unit: Unit, retention_ms: int) -> int | None:
+    """When the unit is forgotten (the worker deletes it), with no further scan or manifest."""
+    return None if unit.last_seen_ms is None else unit.last_seen_ms + retention_ms
+
+
+def apply_manifest(
+    unit: Unit | None,
+    manifest: dict[str, Any],
+    max_members: int = MAX_UNIT_MEMBERS,
+    retention_ms: int | None = None,
+) -> tuple[Unit, list[dict[str, Any]]]:
     """Apply a Manifest dict; returns the unit (mutated, or new) and the scans to fan out: every
-    kept scan for each member the manifest added."""
-    unit = _unit_for(unit, manifest.get("handling_unit"), f"manifest {manifest.get('manifest_id')!r}")
+    kept scan for each member the manifest added. Raises ``InvalidScanError`` (``unit_too_large``)
+    and changes nothing when the unit would have more than ``max_members`` members. A unit last
+    seen ``retention_ms`` before the manifest starts again empty (the id was reused)."""
+    what = f"manifest {manifest.get('manifest_id')!r}"
+    unit = _unit_for(unit, manifest.get("handling_unit"), what, manifest["event_time_ms"], retention_ms)
     manifest_id: str = manifest["manifest_id"]
     if manifest_id in unit._manifest_id_set:
         return unit, unit.replay(f"manifest:{manifest_id}")
@@ -221,6 +252,14 @@ def apply_manifest(unit: Unit | None, manifest: dict[str, Any]) -> tuple[Unit, l
                 f"manifest {manifest_id!r} puts {', '.join(map(repr, looping))} inside {unit.handling_unit!r}, "
                 "which is (inside) it",
             )
+    new_members = len(set(manifest["members"]) - unit.membership.keys())
+    if len(unit.membership) + new_members > max_members:
+        raise InvalidScanError(
+            "unit_too_large",
+            f"unit {unit.handling_unit!r} would have {len(unit.membership) + new_members} members, "
+            f"more than the {max_members} one unit keeps",
+        )
+    _seen(unit, manifest["event_time_ms"])
     unit.manifest_ids.append(manifest_id)
     unit._manifest_id_set.add(manifest_id)
     if len(unit.manifest_ids) > MAX_MANIFEST_IDS:
@@ -244,15 +283,22 @@ def apply_manifest(unit: Unit | None, manifest: dict[str, Any]) -> tuple[Unit, l
 
 
 def apply_unit_scan(
-    unit: Unit | None, scan: dict[str, Any], max_depth: int = DEFAULT_MAX_FANOUT_DEPTH
+    unit: Unit | None,
+    scan: dict[str, Any],
+    max_depth: int = DEFAULT_MAX_FANOUT_DEPTH,
+    retention_ms: int | None = None,
 ) -> tuple[Unit, list[dict[str, Any]]]:
     """Apply a ScanEvent dict addressed to a unit; returns the unit and the copies for its members.
+    A unit last seen ``retention_ms`` before the scan starts again empty (the id was reused).
 
     Raises ``InvalidScanError`` (``unit_cycle``, ``fanout_too_deep``, ...) and then changes nothing."""
-    unit = _unit_for(unit, scan.get("handling_unit"), f"scan {scan.get('event_id')!r}")
+    unit = _unit_for(
+        unit, scan.get("handling_unit"), f"scan {scan.get('event_id')!r}", scan["event_time_ms"], retention_ms
+    )
     check_fanout(unit.handling_unit, scan, is_unit=True, max_depth=max_depth)
     if scan["event_id"] in unit._scan_ids:
         return unit, unit.replay(f"scan:{scan['event_id']}", fanout_path(scan))
+    _seen(unit, scan["event_time_ms"])
     index = bisect_right(unit.scans, _scan_key(scan), key=_scan_key)
     unit.scans.insert(index, scan)
     unit._scan_ids.add(scan["event_id"])

@@ -1,16 +1,16 @@
-"""The parcel state machine, in event time.
+"""The stored parcel (the worker's table value) and how one scan folds into it, in event time.
 
-``apply_scan`` folds one ScanEvent into a ``Parcel`` (the worker's table value) and says what to
-publish: a new ParcelState (``changed``), StatusUpdates and SlaEvents.
+``fold_scan`` folds one ScanEvent into a ``Parcel``; ``streams.core.apply`` composes it with the
+SLA rules and says what to publish: a new ParcelState, StatusUpdates and SlaEvents.
 
 Rules:
 
-- History is kept in event-time order, ties broken by event id (bisect insertion, no re-sort). The
-  same event id twice changes nothing (``duplicate``). A late, older event fills in the history.
+- History is kept in event-time order, ties broken by event id. The same event id twice changes
+  nothing (``duplicate``). A late, older event fills in the history.
 - The current status is the status of the latest event in event time, except that a terminal
   event (DELIVERED, RETURNED) holds against later events that do not reopen it (see
-  ``streams.core.taxonomy``). So a late older event never moves the current status backwards; the only
-  late event that can change it is a terminal one that the later events do not reopen.
+  ``streams.core.taxonomy``). So a late older event never moves the current status backwards; the
+  only late event that can change it is a terminal one that the later events do not reopen.
 - Last known location: the latest located event up to the current one. Carrier: the current one's.
 - Estimated delivery: the promise is ``ordered_time + SlaRules.promise_for(service_level)``; the
   window is counted from the current event's time, so it moves when the parcel is delayed: the
@@ -31,25 +31,42 @@ Rules:
   them (ORDER_CREATED) and are written once (``streams.core.authority``, which also keeps the last
   mile to one carrier); scans before it work without them, and the estimate and promise are
   computed once it arrives.
-- Replays: the parcel records, for its last ``MAX_RECORDED_INPUTS`` inputs (scan event ids and
-  SLA due ticks), the StatusUpdates and SlaEvents each produced. The same input again is a
-  duplicate that changes nothing and returns those recorded outputs (``Outcome.replayed``), so a
-  worker that crashed after storing the parcel but before publishing can publish them again,
-  identical. An input older than the record is a duplicate with nothing to re-send.
+- ``version`` counts the parcel's stored changes (every applied scan, every SLA evaluation that
+  emitted something, the expiry): a ParcelState with a higher version is newer.
+- Life: open → closed (current code DELIVERED, RETURNED or LOST, or expired: no scan for
+  ``Retention.expire_ms``, status Expired until a newer scan) → archived ``Retention.retention_ms``
+  after closing (the stored parcel becomes a marker that refuses late scans: ``parcel_archived``)
+  → gone (the marker is deleted ``expire_ms`` after the archiving). ``streams.core.apply`` decides
+  each step when the worker's timer proposes it (``due_ms``), in event time.
+
+What is stored (compact, and flat in the history's length). The parcel keeps only what the rules
+read: the shipment facts, the current entry (code, carrier, event), the latest event's key, the
+last location, the first time of each code the SLA rules and the route read, the run counts, the
+estimate and the SLA state. The history itself is a ``History``: each entry is encoded once, when
+it arrives, by an ``EntryCodec`` (the worker's writes the Avro bytes of a ParcelState history
+entry, so the ParcelState is spliced from them), appended to one byte string and never encoded
+again. Only a late event (older than the latest) decodes the entries, to insert itself and fold
+the timeline again. The replay record of earlier versions is gone: the worker keeps the outputs
+of its last batch in its own outbox (docs/streams.md, "Delivery semantics").
 """
 
 from __future__ import annotations
 
 import hashlib
-from bisect import bisect_right
+import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, Protocol
 
-from streams.core.authority import check_scan
+from streams.core import authority
 from streams.core.estimates import DeliveryEstimates, estimate_key
-from streams.core.rules import SlaRules
-from streams.core.sla import assess
+from streams.core.rules import (
+    ARRIVAL_CODES,
+    CUSTOMS_CLEARED_CODES,
+    DELIVERED_CODES,
+    HANDOVER_CODES,
+    SlaRules,
+)
 from streams.core.stages import NO_OBSERVATIONS, StageObservations, StageProgress, advance, step
 from streams.core.taxonomy import Classification, InvalidScanError, classify
 
@@ -69,11 +86,24 @@ REMAINING_SHARE: Final[dict[str, tuple[float, float]]] = {
     "delivery_attempt": (0.05, 0.15),
     "exception": (0.15, 0.4),
 }
-#: Inputs whose outputs a parcel remembers for re-sending (a whole journey in one batch is ~20-25
-#: inputs: the table value is written once per batch, so its last batch must fit).
-MAX_RECORDED_INPUTS: Final = 32
+
 #: Sub-statuses with no delivery to estimate.
 NO_ESTIMATE_SUB_STATUSES: Final = frozenset({"returning_to_sender", "returned_to_sender", "lost", "export_cancelled"})
+#: History entries a parcel keeps at most (``PARCELSTREAM_MAX_SCANS_PER_PARCEL``); a journey has ~20.
+MAX_SCANS_PER_PARCEL: Final = 500
+#: Encoded history bytes a parcel keeps at most: with its other fields, its stored value stays under
+#: the broker's record limit (1 MiB) even before compression, whatever the scans carry.
+MAX_HISTORY_BYTES: Final = 768 * 1024
+#: Codes whose first time the SLA rules read (``first_time``).
+RULE_CODES: Final = ARRIVAL_CODES | DELIVERED_CODES | HANDOVER_CODES | CUSTOMS_CLEARED_CODES
+#: Codes whose first location names the route (``Parcel.route``).
+ROUTE_CODES: Final = frozenset({"LINEHAUL_DEPARTED", "LINEHAUL_ARRIVED", "LINEHAUL_UNLOADED"})
+#: Current codes that close a parcel (its retention starts).
+CLOSING_CODES: Final = frozenset({"DELIVERED", "RETURNED", "LOST"})
+EXPIRED_STATUS: Final = ("Expired", "expired")
+#: Characters of an sla_event_id the parcel keeps to know it emitted it (a collision within one
+#: parcel's few dozen events is out of reach at 48 bits).
+EMITTED_ID_CHARS: Final = 12
 
 
 def _entry_key(entry: dict[str, Any]) -> tuple[int, str]:
@@ -81,7 +111,13 @@ def _entry_key(entry: dict[str, Any]) -> tuple[int, str]:
 
 
 def _run_key(classification: Classification) -> str:
-    return f"{classification.status}|{classification.sub_status}"
+    # A sub-status belongs to one status (taxonomy), so it names the run on its own.
+    return classification.sub_status
+
+
+def erased_key(tracking_number: str) -> str:
+    """Key of an erased parcel's marker: a hash, so nothing stored names the tracking number."""
+    return "erased:" + hashlib.sha256(f"erased|{tracking_number}".encode()).hexdigest()[:32]
 
 
 def update_id(tracking_number: str, status: str, sub_status: str, occurrence: int) -> str:
@@ -89,75 +125,160 @@ def update_id(tracking_number: str, status: str, sub_status: str, occurrence: in
     return hashlib.sha256(f"{tracking_number}|{status}|{sub_status}|{occurrence}".encode()).hexdigest()[:32]
 
 
-def sla_due_input_id(tick: str) -> str:
-    """Input id of an SLA due tick (the event-time clock value the timer sent), apart from event ids."""
-    return f"sla-due:{tick}"
+class EntryCodec(Protocol):
+    """Encodes history entries once and decodes them on the rare paths that need them all."""
+
+    def encode(self, entry: dict[str, Any]) -> bytes: ...
+
+    def decode(self, blob: bytes, sizes: list[int]) -> list[dict[str, Any]]: ...
+
+    def mentions(self, blob: bytes, event_id: str) -> bool:
+        """Whether ``blob`` may hold an entry with this event id (no false negatives)."""
+        ...
 
 
-#: The StatusUpdate fields a record keeps; the others are the history entry's (``event_id`` names it).
-RECORDED_UPDATE_FIELDS: Final = (
-    "update_id",
-    "event_id",
-    "previous_status",
-    "estimated_delivery",
-    "on_time",
-    "route",
-    "merchant",
-    "sequence",
-)
+class JsonEntryCodec:
+    """Entries as compact JSON (the pure core's default; the worker uses Avro)."""
+
+    def encode(self, entry: dict[str, Any]) -> bytes:
+        return json.dumps(entry, separators=(",", ":")).encode()
+
+    def decode(self, blob: bytes, sizes: list[int]) -> list[dict[str, Any]]:
+        entries, offset = [], 0
+        for size in sizes:
+            entries.append(json.loads(blob[offset : offset + size]))
+            offset += size
+        return entries
+
+    def mentions(self, blob: bytes, event_id: str) -> bool:
+        return json.dumps(event_id).encode() in blob
 
 
-class RecordedOutputs(NamedTuple):
-    """What one applied input published: its StatusUpdates, compact (the values of
-    ``RECORDED_UPDATE_FIELDS``: the history keeps the rest), and its SlaEvent dicts."""
+JSON_ENTRIES: Final = JsonEntryCodec()
 
-    status_updates: list[list[Any]]
-    sla_events: list[dict[str, Any]]
+
+@dataclass(slots=True)
+class History:
+    """A parcel's history entries, encoded once each, in (event_time_ms, event_id) order."""
+
+    codec: EntryCodec = JSON_ENTRIES
+    blob: bytes = b""
+    sizes: list[int] = field(default_factory=list)
+    #: (event_time_ms, event_id) of the latest entry.
+    last_key: tuple[int, str] | None = None
+    #: The worker's stored form of an unchanged prefix of ``blob`` (compressed chunks); the core
+    #: clears it whenever an entry is inserted before the end.
+    memo: Any = field(default=None, compare=False)
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Every entry, decoded (late events, tests and ``parcelstream parcels show`` only)."""
+        return self.codec.decode(self.blob, self.sizes)
+
+    def contains(self, event_id: str) -> bool:
+        if not self.codec.mentions(self.blob, event_id):
+            return False
+        return any(entry["event_id"] == event_id for entry in self.entries())
+
+    def append(self, entry: dict[str, Any], data: bytes) -> None:
+        """Add the latest entry (``data``: its encoding): its bytes go at the end, nothing else is
+        encoded again."""
+        self.blob += data
+        self.sizes.append(len(data))
+        self.last_key = _entry_key(entry)
+
+    def insert(self, entry: dict[str, Any], data: bytes) -> list[dict[str, Any]]:
+        """Add an entry older than the latest at its place; returns every entry, decoded."""
+        entries = self.entries()
+        key = _entry_key(entry)
+        index = next((i for i, other in enumerate(entries) if _entry_key(other) > key), len(entries))
+        offset = sum(self.sizes[:index])
+        self.blob = self.blob[:offset] + data + self.blob[offset:]
+        self.sizes.insert(index, len(data))
+        self.memo = None
+        entries.insert(index, entry)
+        return entries
+
+    def copy(self) -> History:
+        return History(self.codec, self.blob, list(self.sizes), self.last_key, self.memo)
+
+
+class CurrentEntry(NamedTuple):
+    """What the parcel keeps of the entry that sets its current status."""
+
+    event_time_ms: int
+    event_id: str
+    code: str
+    carrier: str
 
 
 @dataclass(slots=True)
 class Parcel:
+    """The stored parcel: what the rules need, and the encoded history."""
+
     tracking_number: str
-    #: HistoryEntry dicts in (event_time_ms, event_id) order.
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: History = field(default_factory=History)
     shipment: dict[str, Any] | None = None
     #: (event_time_ms, event_id) of the scan the shipment came from.
     shipment_key: tuple[int, str] | None = None
-    #: Per scan code, its earliest event: (event_time_ms, event_id, location code).
-    first_seen: dict[str, tuple[int, str, str | None]] = field(default_factory=dict)
-    #: Index in ``history`` of the event that sets the current status.
-    current_index: int = 0
-    #: Runs of each "status|sub_status" in the timeline so far (the occurrences of update ids).
+    current_entry: CurrentEntry | None = None
+    #: Location of the latest located entry up to the current one, and of the latest overall.
+    last_location: dict[str, Any] | None = None
+    latest_location: dict[str, Any] | None = None
+    #: Per code of RULE_CODES: its earliest event time.
+    first_seen: dict[str, int] = field(default_factory=dict)
+    #: Per code of ROUTE_CODES: its earliest event, (event_time_ms, event_id, location code).
+    route_points: dict[str, tuple[int, str, str | None]] = field(default_factory=dict)
+    #: Runs of each sub-status in the timeline so far (the occurrences of update ids).
     run_counts: dict[str, int] = field(default_factory=dict)
     update_sequence: int = 0
     estimated_delivery: dict[str, Any] | None = None
     estimate_on_time: bool = True
+    #: Prefixes (EMITTED_ID_CHARS) of the sla_event_ids emitted.
     sla_emitted: set[str] = field(default_factory=set)
     #: Open SLA rules: rule → (kind, deadline_ms).
     sla_open: dict[str, tuple[str, int]] = field(default_factory=dict)
-    #: The last MAX_RECORDED_INPUTS applied inputs, oldest first: input id → the outputs it produced.
-    recorded: dict[str, RecordedOutputs] = field(default_factory=dict)
+    #: Stored changes so far: the ParcelState's version.
+    version: int = 0
+    #: When the parcel expired (its latest event + Retention.expire_ms); None while it is not expired.
+    expired_at_ms: int | None = None
+    #: Set on an archived parcel's marker (nothing else is kept): when it was archived.
+    archived_at_ms: int | None = None
+    #: The carrier the parcel's last-mile scans name (``streams.core.authority``).
+    last_mile_carrier: str | None = None
     #: The current stage stay and what dwell was observed (``streams.core.stages``).
     stages: StageProgress = field(default_factory=StageProgress)
-    event_ids: set[str] = field(default_factory=set, repr=False, compare=False)
 
     # --- derived views -------------------------------------------------------------------------
 
     @property
     def current(self) -> Classification:
-        return classify(self.history[self.current_index]["code"])
+        assert self.current_entry is not None
+        return classify(self.current_entry.code)
 
     @property
     def status(self) -> str:
-        return self.history[self.current_index]["status"]
+        return EXPIRED_STATUS[0] if self.expired_at_ms is not None else self.current.status
 
     @property
     def sub_status(self) -> str:
-        return self.history[self.current_index]["sub_status"]
+        return EXPIRED_STATUS[1] if self.expired_at_ms is not None else self.current.sub_status
+
+    @property
+    def closed_since_ms(self) -> int | None:
+        """Event time the parcel closed (delivered, returned, lost, expired); None while open."""
+        if self.expired_at_ms is not None:
+            return self.expired_at_ms
+        if self.current_entry is not None and self.current_entry.code in CLOSING_CODES:
+            return self.current_entry.event_time_ms
+        return None
 
     @property
     def last_event_time_ms(self) -> int:
-        return self.history[-1]["event_time_ms"]
+        assert self.history.last_key is not None
+        return self.history.last_key[0]
 
     @property
     def ordered_time_ms(self) -> int | None:
@@ -173,24 +294,16 @@ class Parcel:
 
     @property
     def carrier(self) -> str | None:
-        return self.history[self.current_index]["carrier"] if self.history else None
+        return (self.current_entry.carrier or None) if self.current_entry else None
 
     @property
     def route(self) -> str | None:
         """Lane as origin-arrival-destination, e.g. HGH-LGG-BE, from what is known so far."""
-        departed = self.first_seen.get("LINEHAUL_DEPARTED")
-        arrived = self.first_seen.get("LINEHAUL_ARRIVED") or self.first_seen.get("LINEHAUL_UNLOADED")
+        departed = self.route_points.get("LINEHAUL_DEPARTED")
+        arrived = self.route_points.get("LINEHAUL_ARRIVED") or self.route_points.get("LINEHAUL_UNLOADED")
         origin = departed[2] if departed and departed[2] else (self.shipment or {}).get("origin_country")
         parts = [origin, arrived[2] if arrived else None, (self.shipment or {}).get("destination_country")]
         return "-".join(part for part in parts if part) or None
-
-    @property
-    def last_location(self) -> dict[str, Any] | None:
-        for index in range(self.current_index, -1, -1):
-            location = self.history[index]["location"]
-            if location is not None:
-                return location
-        return None
 
     @property
     def on_time(self) -> bool:
@@ -201,49 +314,29 @@ class Parcel:
     def open_sla(self) -> list[str]:
         return [f"{rule}:{kind}" for rule, (kind, _deadline) in sorted(self.sla_open.items())]
 
-    def record(self, input_id: str, status_updates: list[dict[str, Any]], sla_events: list[dict[str, Any]]) -> None:
-        """Remember what ``input_id`` produced, forgetting the oldest input beyond the bound."""
-        compact = [[update[name] for name in RECORDED_UPDATE_FIELDS] for update in status_updates]
-        self.recorded[input_id] = RecordedOutputs(compact, sla_events)
-        if len(self.recorded) > MAX_RECORDED_INPUTS:
-            del self.recorded[next(iter(self.recorded))]
-
-    def replay(self, input_id: str) -> Outcome:
-        """The outcome of an input applied before: a duplicate, with its recorded outputs if any."""
-        recorded = self.recorded.get(input_id)
-        if recorded is None:
-            return Outcome(self, changed=False, duplicate=True)
-        return Outcome(
-            self,
-            changed=False,
-            duplicate=True,
-            status_updates=[self._recorded_update(values) for values in recorded.status_updates],
-            sla_events=list(recorded.sla_events),
-            replayed=True,
-        )
-
-    def _recorded_update(self, values: list[Any]) -> dict[str, Any]:
-        recorded = dict(zip(RECORDED_UPDATE_FIELDS, values, strict=True))
-        entry = next(entry for entry in self.history if entry["event_id"] == recorded["event_id"])
-        return _update_record(self.tracking_number, entry, **recorded)
-
     def first_time(self, codes: Collection[str]) -> int | None:
-        """Earliest event time among scans with one of ``codes``."""
-        times = [seen[0] for code in codes if (seen := self.first_seen.get(code)) is not None]
+        """Earliest event time among scans with one of ``codes`` (codes of RULE_CODES)."""
+        times = [seen for code in codes if (seen := self.first_seen.get(code)) is not None]
         return min(times, default=None)
+
+    def has_emitted(self, sla_event_id: str) -> bool:
+        return sla_event_id[:EMITTED_ID_CHARS] in self.sla_emitted
+
+    def mark_emitted(self, sla_event_id: str) -> None:
+        self.sla_emitted.add(sla_event_id[:EMITTED_ID_CHARS])
 
     # --- serialisation -------------------------------------------------------------------------
 
-    def to_record(self) -> dict[str, Any]:
-        """The ParcelState dict (schemas/avro/parcel_state.v2.avsc)."""
-        last = self.history[-1]
+    def to_record_head(self) -> dict[str, Any]:
+        """The ParcelState dict (schemas/avro/parcel_state.v2.avsc) without its history."""
+        assert self.history.last_key is not None
         shipment = self.shipment or {}
         return {
             "tracking_number": self.tracking_number,
             "status": self.status,
             "sub_status": self.sub_status,
-            "last_event_id": last["event_id"],
-            "last_event_time_ms": last["event_time_ms"],
+            "last_event_id": self.history.last_key[1],
+            "last_event_time_ms": self.history.last_key[0],
             "last_location": self.last_location,
             "estimated_delivery": self.estimated_delivery,
             "on_time": self.on_time,
@@ -254,82 +347,110 @@ class Parcel:
             "carrier": self.carrier,
             "destination_postcode": shipment.get("destination_postcode"),
             "merchant": self.merchant,
-            "history": list(self.history),
             "open_sla": self.open_sla,
-            "version": len(self.history),
+            "version": self.version,
         }
+
+    def to_record(self) -> dict[str, Any]:
+        """The whole ParcelState dict, history decoded (the worker splices the encoded one)."""
+        record = self.to_record_head()
+        record["history"] = self.history.entries()
+        return record
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe table value; ``Parcel.from_dict`` restores it."""
-        return {
-            "tracking_number": self.tracking_number,
-            "history": list(self.history),
-            "shipment": self.shipment,
-            "shipment_key": list(self.shipment_key) if self.shipment_key else None,
-            "first_seen": {code: list(seen) for code, seen in self.first_seen.items()},
-            "current_index": self.current_index,
-            "run_counts": dict(self.run_counts),
-            "update_sequence": self.update_sequence,
-            "estimated_delivery": self.estimated_delivery,
-            "estimate_on_time": self.estimate_on_time,
-            "sla_emitted": sorted(self.sla_emitted),
-            "sla_open": {rule: [kind, deadline] for rule, (kind, deadline) in self.sla_open.items()},
-            "recorded": [[input_id, updates, events] for input_id, (updates, events) in self.recorded.items()],
-            "stages": self.stages.to_list(),
-        }
+        """JSON-safe stored fields, history aside (short keys: one per parcel, millions of parcels);
+        ``Parcel.from_dict`` restores them with the history."""
+        data: dict[str, Any] = {"tn": self.tracking_number, "v": self.version}
+        if self.archived_at_ms is not None:
+            data["archived"] = self.archived_at_ms
+            return data  # a marker keeps nothing else
+        if self.expired_at_ms is not None:
+            data["expired"] = self.expired_at_ms
+        if self.history.last_key is not None:
+            data["last"] = list(self.history.last_key)
+        current = self.current_entry
+        if current is not None and (current.event_time_ms, current.event_id) == self.history.last_key:
+            data["cur"] = [current.code, current.carrier]  # the latest entry (the common case)
+        elif current is not None:
+            data["cur"] = list(current)
+        if self.shipment is not None:
+            data["ship"] = self.shipment
+            data["ship_key"] = list(self.shipment_key) if self.shipment_key else None
+        if self.last_location is not None:
+            data["loc"] = self.last_location
+        if self.latest_location is not None and self.latest_location != self.last_location:
+            data["latest_loc"] = self.latest_location
+        elif self.latest_location is not None:
+            data["latest_loc"] = 1  # the same as ``loc``: stored once
+        if self.first_seen:
+            data["first"] = self.first_seen
+        if self.route_points:
+            data["route"] = {code: list(point) for code, point in self.route_points.items()}
+        data["runs"] = self.run_counts
+        data["seq"] = self.update_sequence
+        if self.estimated_delivery is not None:
+            data["eta"] = self.estimated_delivery
+        if not self.estimate_on_time:
+            data["eta_late"] = 1
+        if self.sla_emitted:
+            data["sla_sent"] = sorted(self.sla_emitted)
+        if self.sla_open:
+            data["sla_open"] = {rule: [kind, deadline] for rule, (kind, deadline) in self.sla_open.items()}
+        if self.last_mile_carrier is not None:
+            data["last_mile"] = self.last_mile_carrier
+        if self.stages != StageProgress():
+            data["stages"] = self.stages.to_list()
+        return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Parcel:
-        history = list(data["history"])
-        shipment_key = data.get("shipment_key")
+    def from_dict(cls, data: dict[str, Any], history: History) -> Parcel:
+        last = data.get("last")
+        history.last_key = (last[0], last[1]) if last else None
+        shipment_key = data.get("ship_key")
+        current = data.get("cur")
+        if current and len(current) == 2 and last:
+            current = [last[0], last[1], *current]
+        location = data.get("loc")
+        latest = data.get("latest_loc")
         return cls(
-            tracking_number=data["tracking_number"],
+            tracking_number=data["tn"],
             history=history,
-            shipment=data.get("shipment"),
+            shipment=data.get("ship"),
             shipment_key=(shipment_key[0], shipment_key[1]) if shipment_key else None,
-            first_seen={code: (seen[0], seen[1], seen[2]) for code, seen in data.get("first_seen", {}).items()},
-            current_index=data.get("current_index", 0),
-            run_counts=dict(data.get("run_counts", {})),
-            update_sequence=data.get("update_sequence", 0),
-            estimated_delivery=data.get("estimated_delivery"),
-            estimate_on_time=data.get("estimate_on_time", True),
-            sla_emitted=set(data.get("sla_emitted", ())),
+            current_entry=CurrentEntry(*current) if current else None,
+            last_location=location,
+            latest_location=location if latest == 1 else latest,
+            first_seen=dict(data.get("first", {})),
+            route_points={code: (p[0], p[1], p[2]) for code, p in data.get("route", {}).items()},
+            run_counts=dict(data.get("runs", {})),
+            update_sequence=data.get("seq", 0),
+            estimated_delivery=data.get("eta"),
+            estimate_on_time=not data.get("eta_late"),
+            sla_emitted=set(data.get("sla_sent", ())),
             sla_open={rule: (value[0], value[1]) for rule, value in data.get("sla_open", {}).items()},
-            recorded={
-                input_id: RecordedOutputs(updates, events) for input_id, updates, events in data.get("recorded", ())
-            },
+            version=data.get("v", 0),
+            expired_at_ms=data.get("expired"),
+            archived_at_ms=data.get("archived"),
+            last_mile_carrier=data.get("last_mile"),
             stages=StageProgress.from_list(data.get("stages")),
-            event_ids={entry["event_id"] for entry in history},
         )
 
-
-@dataclass(slots=True)
-class Outcome:
-    parcel: Parcel
-    changed: bool  # publish parcel.to_record() and store the parcel
-    duplicate: bool
-    status_updates: list[dict[str, Any]] = field(default_factory=list)
-    sla_events: list[dict[str, Any]] = field(default_factory=list)
-    #: A duplicate found in the record: the outputs are those it produced when first applied, to
-    #: publish again (with the parcel's current ParcelState); the parcel did not change.
-    replayed: bool = False
-    #: Stage stays that ended and the transit, to observe once (``streams.core.stages.advance``).
-    observations: StageObservations = NO_OBSERVATIONS
-    #: The parcel's next SLA deadline after this outcome (``streams.core.sla.next_deadline_ms``),
-    #: computed with its SLA evaluation when ``deadline_known`` (not for duplicates).
-    next_deadline_ms: int | None = None
-    deadline_known: bool = False
+    def copy(self) -> Parcel:
+        """An independent copy (undo snapshots, restarts in tests)."""
+        return Parcel.from_dict(self.to_dict(), self.history.copy())
 
 
 @dataclass(frozen=True, slots=True)
-class _Run:
+class Run:
+    """A run of the customer-visible timeline that a fold added: its first entry and occurrence."""
+
     classification: Classification
     occurrence: int
-    index: int  # history index of the event that started the run
+    entry: dict[str, Any]
     previous_status: str | None
 
 
-def _history_entry(scan: dict[str, Any], classification: Classification) -> dict[str, Any]:
+def history_entry(scan: dict[str, Any], classification: Classification) -> dict[str, Any]:
     return {
         "event_id": scan["event_id"],
         "code": classification.code,
@@ -344,7 +465,7 @@ def _history_entry(scan: dict[str, Any], classification: Classification) -> dict
     }
 
 
-def _check_scan(parcel: Parcel | None, scan: dict[str, Any]) -> tuple[str, Classification]:
+def check_scan(parcel: Parcel | None, scan: dict[str, Any]) -> tuple[str, Classification]:
     """Validate before anything changes, so a rejected scan leaves the parcel as it was."""
     classification = classify(scan.get("code", ""))
     tracking_number = scan.get("tracking_number")
@@ -359,119 +480,132 @@ def _check_scan(parcel: Parcel | None, scan: dict[str, Any]) -> tuple[str, Class
     return tracking_number, classification
 
 
-def apply_scan(
+class Fold(NamedTuple):
+    parcel: Parcel
+    duplicate: bool
+    #: Timeline runs the scan added (each one StatusUpdate).
+    runs: list[Run]
+    #: Stage stays that ended and the transit, to observe once (``streams.core.stages``).
+    observations: StageObservations = NO_OBSERVATIONS
+
+
+def fold_scan(
     parcel: Parcel | None,
     scan: dict[str, Any],
     rules: SlaRules,
-    now_ms: int,
+    *,
+    codec: EntryCodec = JSON_ENTRIES,
+    max_scans: int = MAX_SCANS_PER_PARCEL,
     estimates: DeliveryEstimates | None = None,
-) -> Outcome:
-    """Apply one parcel ScanEvent dict; mutates and returns ``parcel`` (a new one for ``None``).
-
-    Raises ``InvalidScanError`` (``UnknownScanCode`` for an unknown code) and then changes nothing.
-    ``now_ms`` is the event-time clock (``streams.core.clock.EventClock``) for the SLA evaluation.
-    With ``estimates`` (the learner, ``streams.core.estimates``) the window is learned where it
-    has enough deliveries, and the parcel's first delivery teaches it (the learner is mutated).
-    """
-    tracking_number, classification = _check_scan(parcel, scan)
+) -> Fold:
+    """Fold one parcel ScanEvent dict into ``parcel`` (a new one for ``None``, its history encoded
+    by ``codec``): history, shipment, milestones, current entry, runs and estimate. Raises
+    ``InvalidScanError`` (``too_many_scans`` past ``max_scans`` entries) and then changes nothing.
+    With ``estimates`` (the learner, ``streams.core.estimates``) the window is learned where it has
+    enough deliveries, and the parcel's first delivery teaches it (the learner is mutated)."""
+    tracking_number, classification = check_scan(parcel, scan)
     if parcel is None:
-        parcel = Parcel(tracking_number)
+        parcel = Parcel(tracking_number, History(codec))
+    if parcel.archived_at_ms is not None:
+        raise InvalidScanError(
+            "parcel_archived", f"parcel {tracking_number!r} was closed and archived; a late scan starts no new history"
+        )
+    history = parcel.history
     event_id: str = scan["event_id"]
-    if event_id in parcel.event_ids:
-        return parcel.replay(event_id)
-    check_scan(parcel.shipment, parcel.history, scan, classification.code)
+    if history.contains(event_id):
+        return Fold(parcel, True, [])
+    authority.check_scan(parcel.shipment, parcel.last_mile_carrier, scan, classification.code)
+    if len(history) >= max_scans:
+        raise InvalidScanError(
+            "too_many_scans", f"parcel {tracking_number!r} has {len(history)} scans, the most one parcel keeps"
+        )
 
-    entry = _history_entry(scan, classification)
+    entry = history_entry(scan, classification)
+    data = history.codec.encode(entry)
+    if len(history.blob) + len(data) > MAX_HISTORY_BYTES:
+        raise InvalidScanError(
+            "too_many_scans",
+            f"parcel {tracking_number!r} keeps {len(history.blob)} bytes of history; a scan of {len(data)} "
+            f"more passes the {MAX_HISTORY_BYTES} bytes one parcel keeps",
+        )
     key = _entry_key(entry)
-    index = bisect_right(parcel.history, key, key=_entry_key)
-    parcel.history.insert(index, entry)
-    parcel.event_ids.add(event_id)
-
-    seen = parcel.first_seen.get(classification.code)
-    if seen is None or key < (seen[0], seen[1]):
+    code = classification.code
+    if code in RULE_CODES and (code not in parcel.first_seen or key[0] < parcel.first_seen[code]):
+        parcel.first_seen[code] = key[0]
+    point = parcel.route_points.get(code)
+    if code in ROUTE_CODES and (point is None or key < (point[0], point[1])):
         location = entry["location"]
-        parcel.first_seen[classification.code] = (key[0], key[1], location["code"] if location else None)
+        parcel.route_points[code] = (key[0], key[1], location["code"] if location else None)
     shipment = scan.get("shipment")
-    if shipment and parcel.shipment is None:
+    if shipment and parcel.shipment is None:  # written once (streams.core.authority)
         parcel.shipment = shipment
         parcel.shipment_key = key
+    if code in authority.LAST_MILE_CODES and entry["carrier"] and parcel.last_mile_carrier is None:
+        parcel.last_mile_carrier = entry["carrier"]
 
-    if index == len(parcel.history) - 1:
-        new_runs = _step_timeline(parcel, index, classification)
+    entries: list[dict[str, Any]] | None = None
+    if history.last_key is None or key > history.last_key:
+        history.append(entry, data)
+        was_expired = parcel.expired_at_ms is not None
+        parcel.expired_at_ms = None  # a newer scan: the parcel is not silent any more
+        runs = _step_timeline(parcel, entry, classification, was_expired)
         # Appended: a new run means it became current (only the open stay can end); no new run
         # (held, or the same sub-status) leaves the stages as they were.
-        observations = (
-            step(parcel.stages, entry, classification, parcel.ordered_time_ms) if new_runs else NO_OBSERVATIONS
-        )
+        observations = step(parcel.stages, entry, classification, parcel.ordered_time_ms) if runs else NO_OBSERVATIONS
     else:
-        new_runs = _rebuild_timeline(parcel)
-        observations = advance(parcel.stages, parcel.history, parcel.ordered_time_ms)
-
-    # The learner learns from a parcel's first delivery only: a repeated delivery scan is no new sample.
-    delivered = classification.code == "DELIVERED" and parcel.first_seen["DELIVERED"][1] == event_id
-    if estimates is not None and delivered and index == parcel.current_index:
-        estimates.observe_delivery(parcel.history, index, parcel.shipment)
-    _estimate(parcel, rules, estimates)
-    sla_events, deadline = assess(parcel, rules, now_ms)
-    status_updates = [_status_update(parcel, run) for run in new_runs]
-    parcel.record(event_id, status_updates, sla_events)
-    return Outcome(
-        parcel,
-        changed=True,
-        duplicate=False,
-        status_updates=status_updates,
-        sla_events=sla_events,
-        observations=observations,
-        next_deadline_ms=deadline,
-        deadline_known=True,
-    )
+        entries = history.insert(entry, data)
+        runs = _rebuild_timeline(parcel, entries)
+        observations = advance(parcel.stages, entries, parcel.ordered_time_ms)
+    if estimates is not None:
+        # The learner reads the route as known at each entry: the history is decoded for it only.
+        entries = entries if entries is not None else history.entries()
+        current = parcel.current_entry
+        first_delivery = code == "DELIVERED" and parcel.first_seen.get("DELIVERED") == key[0]
+        if first_delivery and current is not None and current.event_id == event_id:
+            # The learner learns from a parcel's first delivery only: a repeated one is no new sample.
+            index = next(i for i, other in enumerate(entries) if other["event_id"] == event_id)
+            estimates.observe_delivery(entries, index, parcel.shipment)
+    _estimate(parcel, rules, estimates, entries)
+    return Fold(parcel, False, runs, observations)
 
 
-def apply_sla_due(parcel: Parcel, tick: str, rules: SlaRules, now_ms: int) -> Outcome:
-    """Evaluate the parcel's SLA rules at an SLA due tick: ``tick`` names it stably (the timer's
-    clock value, carried in the sla-due message) and ``now_ms`` is its event time.
-
-    The same tick again replays the SLA events it produced. A tick that produces nothing changes
-    nothing and is not recorded: evaluated again it emits only what the stored parcel has not.
-    """
-    input_id = sla_due_input_id(tick)
-    if input_id in parcel.recorded:
-        return parcel.replay(input_id)
-    sla_events, deadline = assess(parcel, rules, now_ms)
-    if not sla_events:
-        return Outcome(parcel, changed=False, duplicate=False, next_deadline_ms=deadline, deadline_known=True)
-    parcel.record(input_id, [], sla_events)
-    return Outcome(
-        parcel, changed=True, duplicate=False, sla_events=sla_events, next_deadline_ms=deadline, deadline_known=True
-    )
+def _current_of(entry: dict[str, Any]) -> CurrentEntry:
+    return CurrentEntry(entry["event_time_ms"], entry["event_id"], entry["code"], entry["carrier"])
 
 
-def _step_timeline(parcel: Parcel, index: int, classification: Classification) -> list[_Run]:
-    """The new event is the latest: one fold step (the common, cheap case)."""
-    if index == 0:
-        parcel.current_index = 0
+def _step_timeline(
+    parcel: Parcel, entry: dict[str, Any], classification: Classification, was_expired: bool = False
+) -> list[Run]:
+    """The new entry is the latest: one fold step (the common, cheap case). After an expiry the
+    new entry always starts a run (the customer saw Expired)."""
+    if entry["location"] is not None:
+        parcel.latest_location = entry["location"]
+    if parcel.current_entry is None:
+        parcel.current_entry = _current_of(entry)
+        parcel.last_location = parcel.latest_location
         parcel.run_counts[_run_key(classification)] = 1
-        return [_Run(classification, 1, 0, None)]
+        return [Run(classification, 1, entry, None)]
     current = parcel.current
     if current.holds_against(classification.code):
         return []
-    parcel.current_index = index
+    parcel.current_entry = _current_of(entry)
+    parcel.last_location = parcel.latest_location
     run_key = _run_key(classification)
-    if run_key == _run_key(current):
+    if run_key == _run_key(current) and not was_expired:
         return []
     occurrence = parcel.run_counts.get(run_key, 0) + 1
     parcel.run_counts[run_key] = occurrence
-    return [_Run(classification, occurrence, index, current.status)]
+    return [Run(classification, occurrence, entry, EXPIRED_STATUS[0] if was_expired else current.status)]
 
 
-def _rebuild_timeline(parcel: Parcel) -> list[_Run]:
-    """A late event landed inside the history: fold the whole timeline again (histories are short)
-    and return the runs it did not have before."""
+def _rebuild_timeline(parcel: Parcel, entries: list[dict[str, Any]]) -> list[Run]:
+    """A late entry landed inside the history: fold the whole timeline again and return the runs it
+    did not have before."""
     counts: dict[str, int] = {}
-    runs: list[_Run] = []
+    runs: list[Run] = []
     current: Classification | None = None
     current_index = 0
-    for index, entry in enumerate(parcel.history):
+    for index, entry in enumerate(entries):
         classification = classify(entry["code"])
         if current is not None and current.holds_against(classification.code):
             continue
@@ -480,34 +614,49 @@ def _rebuild_timeline(parcel: Parcel) -> list[_Run]:
         run_key = _run_key(classification)
         if previous is None or run_key != _run_key(previous):
             counts[run_key] = counts.get(run_key, 0) + 1
-            runs.append(_Run(classification, counts[run_key], index, previous.status if previous else None))
+            runs.append(Run(classification, counts[run_key], entry, previous.status if previous else None))
     new_runs = [run for run in runs if run.occurrence > parcel.run_counts.get(_run_key(run.classification), 0)]
+    if EXPIRED_STATUS[1] in parcel.run_counts:  # expiries are not in the history: keep their count
+        counts[EXPIRED_STATUS[1]] = parcel.run_counts[EXPIRED_STATUS[1]]
     parcel.run_counts = counts
-    parcel.current_index = current_index
+    parcel.current_entry = _current_of(entries[current_index])
+    located = [entry["location"] for entry in entries[: current_index + 1] if entry["location"] is not None]
+    parcel.last_location = located[-1] if located else None
+    latest = [entry["location"] for entry in entries if entry["location"] is not None]
+    parcel.latest_location = latest[-1] if latest else None
     return new_runs
 
 
-def _estimate(parcel: Parcel, rules: SlaRules, estimates: DeliveryEstimates | None = None) -> None:
+def _estimate(
+    parcel: Parcel,
+    rules: SlaRules,
+    estimates: DeliveryEstimates | None = None,
+    entries: list[dict[str, Any]] | None = None,
+) -> None:
+    """The estimated delivery window; learned (``estimates``, reading the decoded ``entries``)
+    where the learner knows enough, else the heuristic share of the promise."""
     promised = None
     promise_ms = rules.promise_for(parcel.service_level)
     if parcel.ordered_time_ms is not None:
         promised = parcel.ordered_time_ms + promise_ms
-    current_entry = parcel.history[parcel.current_index]
+    assert parcel.current_entry is not None
+    current_time_ms = parcel.current_entry.event_time_ms
     current = parcel.current
     if current.code == "DELIVERED":
-        earliest = latest = current_entry["event_time_ms"]
+        earliest = latest = current_time_ms
     elif current.sub_status in NO_ESTIMATE_SUB_STATUSES or current.milestone not in REMAINING_SHARE:
         parcel.estimated_delivery = None
         parcel.estimate_on_time = True
         return
     else:
-        anchor = current_entry["event_time_ms"]
+        anchor = current_time_ms
         if current.milestone == "ordered" and parcel.ordered_time_ms is not None:
             anchor = parcel.ordered_time_ms
         learned = None
-        if estimates is not None:
-            key = estimate_key(parcel.history, parcel.current_index, parcel.shipment)
-            learned = estimates.window(key, anchor)
+        if estimates is not None and entries is not None:
+            current_id = parcel.current_entry.event_id
+            index = next(i for i, other in enumerate(entries) if other["event_id"] == current_id)
+            learned = estimates.window(estimate_key(entries, index, parcel.shipment), anchor)
         if learned is not None:
             earliest, latest = learned
         else:
@@ -518,52 +667,58 @@ def _estimate(parcel: Parcel, rules: SlaRules, estimates: DeliveryEstimates | No
     parcel.estimate_on_time = promised is None or latest <= promised
 
 
-def _status_update(parcel: Parcel, run: _Run) -> dict[str, Any]:
-    entry = parcel.history[run.index]
-    status, sub_status = run.classification.status, run.classification.sub_status
-    parcel.update_sequence += 1
-    return _update_record(
-        parcel.tracking_number,
-        entry,
-        update_id=update_id(parcel.tracking_number, status, sub_status, run.occurrence),
-        event_id=entry["event_id"],
-        previous_status=run.previous_status,
-        estimated_delivery=parcel.estimated_delivery,
-        on_time=parcel.on_time,
-        route=parcel.route,
-        merchant=parcel.merchant,
-        sequence=parcel.update_sequence,
+def archived_marker(parcel: Parcel, archived_at_ms: int) -> Parcel:
+    """What is left of an archived parcel: its number and when it was archived."""
+    return Parcel(
+        parcel.tracking_number, History(parcel.history.codec), version=parcel.version + 1, archived_at_ms=archived_at_ms
     )
 
 
-def _update_record(
-    tracking_number: str,
-    entry: dict[str, Any],
-    *,
-    update_id: str,
-    event_id: str,
-    previous_status: str | None,
-    estimated_delivery: dict[str, Any] | None,
-    on_time: bool,
-    route: str | None,
-    merchant: str | None,
-    sequence: int,
-) -> dict[str, Any]:
-    """The StatusUpdate dict of the run that ``entry`` (a history entry) started."""
+def expired_update(parcel: Parcel) -> dict[str, Any]:
+    """The StatusUpdate of a parcel that just expired (no scan started it: no location, no carrier)."""
+    assert parcel.expired_at_ms is not None
+    status, sub_status = EXPIRED_STATUS
+    occurrence = parcel.run_counts.get(sub_status, 0) + 1
+    parcel.run_counts[sub_status] = occurrence
+    parcel.update_sequence += 1
     return {
-        "update_id": update_id,
-        "tracking_number": tracking_number,
+        "update_id": update_id(parcel.tracking_number, status, sub_status, occurrence),
+        "tracking_number": parcel.tracking_number,
+        "status": status,
+        "sub_status": sub_status,
+        "previous_status": parcel.current.status,
+        "event_id": f"expired:{parcel.expired_at_ms}",
+        "event_time_ms": parcel.expired_at_ms,
+        "utc_offset_minutes": 0,
+        "location": None,
+        "estimated_delivery": None,
+        "on_time": parcel.on_time,
+        "carrier": None,
+        "route": parcel.route,
+        "merchant": parcel.merchant,
+        "sequence": parcel.update_sequence,
+    }
+
+
+def status_update(parcel: Parcel, run: Run) -> dict[str, Any]:
+    """The StatusUpdate dict of a run the last fold added (after the SLA evaluation: on_time)."""
+    entry = run.entry
+    status, sub_status = run.classification.status, run.classification.sub_status
+    parcel.update_sequence += 1
+    return {
+        "update_id": update_id(parcel.tracking_number, status, sub_status, run.occurrence),
+        "tracking_number": parcel.tracking_number,
         "status": entry["status"],
         "sub_status": entry["sub_status"],
-        "previous_status": previous_status,
-        "event_id": event_id,
+        "previous_status": run.previous_status,
+        "event_id": entry["event_id"],
         "event_time_ms": entry["event_time_ms"],
         "utc_offset_minutes": entry["utc_offset_minutes"],
         "location": entry["location"],
-        "estimated_delivery": estimated_delivery,
-        "on_time": on_time,
+        "estimated_delivery": parcel.estimated_delivery,
+        "on_time": parcel.on_time,
         "carrier": entry["carrier"] or None,
-        "route": route,
-        "merchant": merchant,
-        "sequence": sequence,
+        "route": parcel.route,
+        "merchant": parcel.merchant,
+        "sequence": parcel.update_sequence,
     }

@@ -36,3 +36,17 @@ class SlaRules:
     def promise_for(self, service_level: str | None) -> int:
         """Promise of a service level; an unknown or missing level gets the standard promise."""
         return self.promise_ms.get(service_level or "standard", self.promise_ms["standard"])
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long the worker keeps what it knows (event time, milliseconds); the worker builds it from
+    ``PARCELSTREAM_RETENTION_DAYS``, ``PARCELSTREAM_EXPIRE_DAYS``, ``PARCELSTREAM_UNIT_RETENTION_DAYS``."""
+
+    #: A closed parcel (delivered, returned, lost, expired) is archived this long after it closed.
+    retention_ms: int = 30 * DAY_MS
+    #: An open parcel with no scan for this long expires (status Expired); an archived parcel's
+    #: marker (which refuses late scans) is deleted this long after the archiving.
+    expire_ms: int = 60 * DAY_MS
+    #: A handling unit is forgotten this long after its last scan or manifest (ULD ids are reused).
+    unit_retention_ms: int = 7 * DAY_MS

@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from schemas.sla import SLA_RULES
+from streams.core.parcel import Parcel
 from streams.core.rules import (
     ARRIVAL_CODES,
     CUSTOMS_CLEARED_CODES,
@@ -39,9 +40,6 @@ from streams.core.rules import (
     SILENCE_STATUSES,
     SlaRules,
 )
-
-if TYPE_CHECKING:
-    from streams.core.parcel import Parcel
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +98,9 @@ def assess(parcel: Parcel, rules: SlaRules, now_ms: int) -> tuple[list[dict[str,
 
     def emit(rule: str, kind: str, deadline_ms: int) -> bool:
         event_id = sla_event_id(parcel.tracking_number, rule, kind, deadline_ms)
-        if event_id in parcel.sla_emitted:
+        if parcel.has_emitted(event_id):
             return False
-        parcel.sla_emitted.add(event_id)
+        parcel.mark_emitted(event_id)
         events.append(
             {
                 "sla_event_id": event_id,
@@ -167,4 +165,4 @@ def _next_deadline_ms(parcel: Parcel, current: dict[str, Window], rules: SlaRule
 
 def emitted_kind(parcel: Parcel, rule: str, kind: str, deadline_ms: int) -> bool:
     """Whether the parcel already emitted this rule's ``kind`` for ``deadline_ms``."""
-    return sla_event_id(parcel.tracking_number, rule, kind, deadline_ms) in parcel.sla_emitted
+    return parcel.has_emitted(sla_event_id(parcel.tracking_number, rule, kind, deadline_ms))

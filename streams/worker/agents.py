@@ -4,16 +4,24 @@
   ``<app id>-sla-due`` topic as raw bytes. They are co-partitioned by key (tracking number or unit
   id), so a parcel's scans, its unit's manifests and the unit scans fanned out to it all reach the
   worker that owns the parcel's table partition. ``streams.worker.processor`` does the work.
-- Tables ``parcels`` and ``units`` keep JSON bytes of the core's ``to_dict()``, with compacted
-  changelog topics that are never deleted by time (``retention.ms=-1``). Per batch the worker
-  writes the tables, waits until the broker acknowledged every changelog record, and only then
-  publishes the batch's outputs, awaiting their delivery too (docs/streams.md, "Delivery semantics";
-  streams/worker/outputs.py: through librdkafka by default).
-- SLA timer: a heap of the next deadline of every owned parcel. Every ``sla_timer_interval`` the
-  timer takes the parcels whose deadline has passed on the event-time clock and sends their
-  tracking numbers to ``<app id>-sla-due``; the agent evaluates them there. Going through the
-  agent keeps one writer per table partition (Faust tables can only be written while processing a
-  message) and puts the resulting state change in the changelog like any other.
+- Tables ``parcels`` (the stored parcel, ``streams.worker.serde.encode_parcel``), ``units`` (JSON
+  of the core's ``Unit.to_dict()``) and ``outbox`` (per source partition, the outputs of its
+  last batch), with compacted changelog topics that are never deleted by time
+  (``retention.ms=-1``). Per batch the worker writes the tables, waits until the broker
+  acknowledged every changelog record, then publishes the batch's outputs and waits until the
+  broker acknowledged them too (streams/worker/outputs.py: through librdkafka by default), before
+  the next batch overwrites the outbox (docs/streams.md, "Delivery semantics"). After an
+  assignment the worker publishes the outboxes of its partitions again: what a crash kept from
+  being published.
+- Timer: a heap of the next due time of every owned parcel and unit (an SLA deadline, expiry,
+  archiving, the end of a unit or of an archived or erased parcel's marker), mirrored in the
+  small ``timers`` table (written when a time moves, read back after an assignment: no parcel is
+  decoded). Every ``sla_timer_interval`` the timer takes the keys whose time has passed on the
+  event-time clock and sends them to ``<app id>-sla-due``; the agent decides there
+  (``streams.core.apply.apply_due``). Going through the agent keeps one writer per table
+  partition (Faust tables can only be written while processing a message) and puts the resulting
+  state change in the changelog like any other.
+- ``parcel-commands``: erasure requests (``parcelstream parcels erase``), co-partitioned too.
 """
 
 from __future__ import annotations
@@ -36,7 +44,20 @@ from streams.worker import metrics
 from streams.worker.deadlines import DeadlineHeap
 from streams.worker.estimates import PartitionEstimates
 from streams.worker.outputs import create_publisher
-from streams.worker.processor import Batch, Guards, Headers, Processor, SourceMessage, WarmCache
+from streams.worker.processor import (
+    ERASED_PREFIX,
+    UNIT_TIMER_PREFIX,
+    Batch,
+    Guards,
+    Headers,
+    Output,
+    Processor,
+    SourceMessage,
+    WarmCache,
+    read_outbox,
+    timer_partition,
+)
+from streams.worker.serde import decode_parcel
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +167,16 @@ class StreamWorker:
             max_future_ms=settings.max_future_ms,
             max_age_ms=settings.max_age_ms,
         )
-        self.processor = Processor(self.topics, self.rules, self.clock, guards=guards, estimates=self.estimates)
+        self.processor = Processor(
+            self.topics,
+            self.rules,
+            self.clock,
+            guards=guards,
+            estimates=self.estimates,
+            max_scans=settings.max_scans_per_parcel,
+            max_unit_members=settings.max_unit_members,
+            retention=settings.retention(),
+        )
         self.warm = WarmCache(settings.state_cache_size)
         self.sla_due_name = sla_due_topic_name(settings)
         self._last_lag_refresh = 0.0
@@ -156,6 +186,7 @@ class StreamWorker:
             self.topics.scans,
             self.topics.manifests,
             self.topics.scans_fanout,
+            self.topics.parcel_commands,
             self.sla_due_name,
             key_type=bytes,
             value_type=bytes,
@@ -178,7 +209,10 @@ class StreamWorker:
         self.estimates_table = acked_table(
             app, settings, "estimates", "Learned delivery-time sketches per partition, route, step and service level"
         )
-        self.parcels.on_recover(self._rebuild_deadlines)
+        self.outbox = acked_table(app, settings, "outbox", "Outputs of the last batch, per source partition")
+        self.timers = acked_table(app, settings, "timers", "Next due time of every parcel and unit")
+        self.timers.on_recover(self._rebuild_deadlines)
+        self.outbox.on_recover(self._republish_outboxes)
         self.estimates_table.on_recover(self._restore_estimates)
         # Another worker may change a partition's keys while this one does not own it.
         app.on_partitions_revoked.connect(self._forget_warm_state)
@@ -232,8 +266,10 @@ class StreamWorker:
                 await self.parcels.changelog_acked()
                 await self.units.changelog_acked()
                 await self.estimates_table.changelog_acked()
-                # Delivered, not only enqueued, before Faust may commit the batch's offsets: an output the
-                # broker refused fails the batch (streams/worker/outputs.py).
+                await self.outbox.changelog_acked()
+                await self.timers.changelog_acked()
+                # Delivered, not only enqueued, before Faust may commit the batch's offsets and before the
+                # next batch overwrites the outbox: an output the broker refused fails the batch.
                 await self.publisher.publish(outputs)
             except BaseException:
                 self.warm.clear()  # its objects may hold changes that never reached the tables
@@ -259,7 +295,26 @@ class StreamWorker:
         for table, key, value in batch.state.changes():
             event = event_of_partition[partitions[table, key]]  # type: ignore[index]
             _current_event.set(weakref.ref(event))
-            tables[table][key] = value
+            if value is not None:
+                tables[table][key] = value
+            elif key in tables[table]:
+                del tables[table][key]  # Faust's on_key_del: a changelog tombstone
+        for partition, key, value in batch.outbox_records():
+            _current_event.set(weakref.ref(event_of_partition[partition]))  # type: ignore[index]
+            self.outbox[key] = value
+        # The timer index: only the keys whose due time moved (``_rebuild_deadlines`` reads it back).
+        partitions_total = self.settings.partitions
+        for timer_key, due in batch.deadlines():
+            if self.deadlines.due_of(timer_key) == due:
+                continue
+            event = event_of_partition.get(timer_partition(timer_key, partitions_total))
+            if event is None:
+                continue
+            _current_event.set(weakref.ref(event))
+            if due is not None:
+                self.timers[timer_key] = str(due).encode()
+            elif timer_key in self.timers:
+                del self.timers[timer_key]
 
     def _write_estimates(self, event_of_partition: dict[int, EventT]) -> None:
         """The learners' changed rows, each as an event of its partition (a learner only learns
@@ -287,26 +342,75 @@ class StreamWorker:
         now = self.clock.now_ms(wall_ms())
         due = self.deadlines.pop_due(now)
         try:
-            sent = [await self.sla_due.send(key=number.encode(), value=str(now).encode()) for number in due]
+            sent = [await self._send_due(timer_key, now) for timer_key in due]
             await asyncio.gather(*sent)  # delivered, not only enqueued
         except Exception:
             # Popped but maybe not sent: due again at the next sweep (a repeated tick is idempotent).
-            for number in due:
-                if number not in self.deadlines:
-                    self.deadlines.schedule(number, now)
-            log.exception("SLA timer: sending %d due parcels failed; retried at the next sweep", len(due))
+            for timer_key in due:
+                if timer_key not in self.deadlines:
+                    self.deadlines.schedule(timer_key, now)
+            log.exception("timer: sending %d due keys failed; retried at the next sweep", len(due))
         await self._refresh_consumer_lag()
 
+    async def _send_due(self, timer_key: str, now: int) -> Any:
+        """Send a due key to ``sla-due``; returns the future of its delivery."""
+        if timer_key.startswith(UNIT_TIMER_PREFIX):
+            unit = timer_key.removeprefix(UNIT_TIMER_PREFIX)
+            return await self.sla_due.send(key=unit.encode(), value=f"{UNIT_TIMER_PREFIX}{now}".encode())
+        if timer_key.startswith(ERASED_PREFIX):  # erased:<partition>:<hash>, to the marker's partition
+            _, partition, digest = timer_key.split(":", 2)
+            key = f"{ERASED_PREFIX}{digest}".encode()
+            return await self.sla_due.send(key=key, value=str(now).encode(), partition=int(partition))
+        return await self.sla_due.send(key=timer_key.encode(), value=str(now).encode())
+
     async def _rebuild_deadlines(self) -> None:
-        """After a rebalance: schedule the deadlines of the parcels this worker now owns."""
+        """After a rebalance: schedule what is due in the partitions this worker now owns, from the
+        timer index (a few bytes per key: no parcel is decoded)."""
         owned = self._owned_partitions()
         partitions = self.settings.partitions
-        self.deadlines.rebuild(
-            (tracking_number, self.processor.deadline_of(data))
-            for tracking_number, data in list(self.parcels.items())
-            if key_partition(tracking_number, partitions) in owned
+        started = time.monotonic()
+        token = _current_event.set(None)
+        try:
+            self.deadlines.rebuild(
+                (timer_key, int(value))
+                for timer_key, value in list(self.timers.items())
+                if timer_partition(timer_key, partitions) in owned
+            )
+        finally:
+            _current_event.reset(token)
+        log.info(
+            "timer: %d parcels and units with something due in partitions %s (read in %.2f s)",
+            len(self.deadlines),
+            sorted(owned),
+            time.monotonic() - started,
         )
-        log.info("SLA timer: %d parcels with a pending deadline in partitions %s", len(self.deadlines), sorted(owned))
+
+    async def _republish_outboxes(self) -> None:
+        """After an assignment: publish again the outputs of the last batch of every owned partition
+        (stored with the state, perhaps never published before a crash). Consumers de-duplicate
+        them by id; a ParcelState is published as the parcel is now."""
+        topic = self.topics.parcel_state
+        encode = self.processor.parcel_state_encoder.encode
+        entries = self.processor.entries
+        token = _current_event.set(None)
+        try:
+            again: list[Output] = []
+            for partition in sorted(self._owned_partitions()):
+                for output_topic, key, kept in read_outbox(self.outbox, str(partition)):
+                    value = kept
+                    if output_topic == topic:  # the parcel's state as it is now
+                        data = self.parcels.get(key.decode()) if key and value is not None else None
+                        if value is not None:  # a state (a tombstone stays one)
+                            if data is None:
+                                continue  # not stored here any more: its own tombstone was kept
+                            parcel = decode_parcel(data, entries)
+                            value = None if parcel.archived_at_ms is not None else encode(parcel)
+                    again.append(Output(output_topic, key, value))
+            if again:
+                await self.publisher.publish(again)  # delivered before the agent processes anything new
+                log.info("outbox: published %d outputs of the last batches again", len(again))
+        finally:
+            _current_event.reset(token)
 
     def _owned_partitions(self) -> set[int]:
         return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == self.topics.scans}

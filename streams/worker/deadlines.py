@@ -1,9 +1,11 @@
-"""The worker's schedule of SLA deadlines: which parcel needs its SLA rules evaluated next.
+"""The worker's schedule of due times: which parcel or unit needs a decision next.
 
 A min-heap of ``(deadline_ms, tracking_number)``. A parcel's deadline moves with every scan; the old
 heap entry stays where it is and is skipped when it comes out (``_current`` holds the one that
-counts), which keeps rescheduling O(log n). In memory only: the worker rebuilds it from the parcels
-table after every partition assignment.
+counts), which keeps rescheduling O(log n). Keys are tracking numbers and ``unit:<id>`` of handling
+units; the time is whatever is due next (SLA deadline, expiry, archiving, a unit's end). In memory:
+the worker keeps the same times in its small ``timers`` table, written when a time moves, and
+rebuilds this heap from it after every partition assignment (never decoding a parcel).
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ class DeadlineHeap:
         heapq.heappush(self._heap, (deadline_ms, tracking_number))
         if len(self._heap) > 2 * len(self._current) + 1024:
             self._compact()
+
+    def due_of(self, key: str) -> int | None:
+        """The key's scheduled time, None when nothing is scheduled."""
+        return self._current.get(key)
 
     def pop_due(self, now_ms: int) -> list[str]:
         """Parcels whose current deadline is at or before ``now_ms``; they leave the schedule."""

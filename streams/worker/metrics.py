@@ -35,6 +35,15 @@ SLA_CLOCK_JUMPS_REFUSED = Counter(
     "Scans dated more than 15 minutes after the wall clock: the SLA clock (speed 1) stopped at the wall",
 )
 STATUS_UPDATES = Counter("parcelstream_status_updates_total", "Customer-visible status changes emitted", ["status"])
+PARCEL_LIFECYCLE = Counter(
+    "parcelstream_parcel_lifecycle_total",
+    "Parcels that expired, were archived, whose archive marker ended (gone) or that were erased",
+    ["step"],
+)
+PARCELS_ARCHIVED = PARCEL_LIFECYCLE.labels("archived")
+PARCELS_EXPIRED = PARCEL_LIFECYCLE.labels("expired")
+PARCELS_GONE = PARCEL_LIFECYCLE.labels("gone")
+PARCELS_ERASED = PARCEL_LIFECYCLE.labels("erased")
 SLA_EVENTS = Counter(
     "parcelstream_sla_events_total",
     "SLA at-risk, breach and recovered events",

@@ -11,11 +11,16 @@ cannot process becomes one DeadLetter message; it never raises for bad input.
 ``Processor.handle`` / ``handle_sla_due`` do the same for one message and return a ``Result``.
 
 The caller writes the tables first and publishes the outputs once the changelog records are
-acknowledged: everything published was stored before. A worker killed after storing but before
-publishing finds the replayed inputs already applied; the core then returns the outputs it
-recorded for them (``Outcome.replayed``, fan-out copies of units), which are published again with
-the parcel's current ParcelState. Every output carries a stable id (update_id, sla_event_id,
-dead_letter_id) with one content, so consumers de-duplicate the repeats.
+acknowledged: everything published was stored before. With the state, each batch writes an
+outbox record per source partition (``outbox`` table, key: the partition): the StatusUpdates and
+SlaEvents its inputs produced and the tracking numbers whose ParcelState it published. The caller
+waits until the broker acknowledged a batch's outputs before the next batch overwrites the
+outbox, so after a crash the outbox holds everything stored but perhaps not published; the
+restarted worker publishes it again (``Outbox.republish``) before it processes anything. Replayed
+inputs are duplicates that publish nothing new; dead letters and unit fan-out copies are produced
+again by the replayed inputs themselves (units keep their own record). Every output carries a
+stable id (update_id, sla_event_id, dead_letter_id) with one content, so consumers de-duplicate
+the repeats.
 """
 
 from __future__ import annotations
@@ -24,37 +29,65 @@ import logging
 from collections import Counter
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
+from functools import cache
 from itertools import chain, islice
 from typing import Any, Final
 
 import orjson
+from aiokafka.partitioner import murmur2
 
 from schemas.codec import Codec, DecodeError, EncodeError, default_codec
 from schemas.dead_letters import PROCESSING_ERROR, dead_letter_record, processing_error_reason
 from schemas.event_time import EVENT_TIME_OUT_OF_RANGE, check_event_time
 from schemas.identifiers import identifier_problems, is_handling_unit
 from schemas.topics import MAX_RECORD_BYTES, TopicNames
+from streams.core.apply import UNKNOWN, Outcome, apply_due, apply_erasure, apply_scan, due_ms
 from streams.core.clock import EventClock
 from streams.core.consolidation import (
     DEFAULT_MAX_FANOUT_DEPTH,
     FANOUT_PATH,
+    MAX_UNIT_MEMBERS,
     Unit,
     apply_manifest,
     apply_unit_scan,
     check_fanout,
+    unit_due_ms,
+    unit_expired,
 )
-from streams.core.parcel import Outcome, Parcel, apply_scan, apply_sla_due
-from streams.core.rules import SlaRules
-from streams.core.sla import next_deadline_ms
+from streams.core.parcel import MAX_SCANS_PER_PARCEL, Parcel, erased_key
+from streams.core.rules import Retention, SlaRules
 from streams.core.stages import StageObservations
 from streams.core.taxonomy import InvalidScanError
 from streams.worker import metrics
 from streams.worker.estimates import PartitionEstimates
-from streams.worker.serde import ParcelStateEncoder
+from streams.worker.serde import (
+    AvroEntryCodec,
+    ParcelStateEncoder,
+    decode_parcel,
+    encode_parcel,
+    pack_outputs,
+    unpack_outputs,
+)
 
 log = logging.getLogger(__name__)
 
 STAGE = "streams"
+#: Timer keys of handling units (a parcel's is its tracking number).
+UNIT_TIMER_PREFIX = "unit:"
+#: Timer keys of erased parcels' markers: ``erased:<partition>:<hash>`` (the hash has no partition of its own).
+ERASED_PREFIX = "erased:"
+ERASED_MARKER = b"E1:"
+audit = logging.getLogger("parcelstream.audit")
+
+
+def timer_partition(timer_key: str, partitions: int) -> int:
+    """Partition of what a timer key names (murmur2 of its key, as every producer partitions)."""
+    if timer_key.startswith(ERASED_PREFIX):
+        return int(timer_key.split(":", 2)[1])
+    subject = timer_key.removeprefix(UNIT_TIMER_PREFIX)
+    return (murmur2(subject.encode()) & 0x7FFFFFFF) % partitions
+
+
 Table = Mapping[str, bytes]
 Headers = tuple[tuple[str, bytes], ...]
 #: Record header of a ``scans-fanout`` copy: the units it came through, outermost first, joined by
@@ -62,6 +95,9 @@ Headers = tuple[tuple[str, bytes], ...]
 FANOUT_PATH_HEADER: Final = "parcelstream-fanout-path"
 #: Event time after which an SLA evaluation that raised is tried again.
 SLA_RETRY_MS: Final = 3600 * 1000
+#: Largest table value the worker writes: under the broker's default record limit (1 MiB) with room
+#: for the record's overhead. An outbox larger than this is split into several keys.
+MAX_VALUE_BYTES = 900 * 1024
 
 
 @dataclass(frozen=True)
@@ -78,7 +114,7 @@ class SourceMessage:
 class Output:
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: a tombstone
     headers: Headers | None = None
 
 
@@ -112,12 +148,30 @@ class Result:
     #: (tracking number, its next SLA deadline or None) when a parcel changed: for the timer's schedule.
     deadline: tuple[str, int | None] | None = None
     dead_lettered: bool = False
+    #: (key, value) outbox records (``Batch.outbox_records``).
+    outbox: list[tuple[str, bytes]] = field(default_factory=list)
+    #: Every table change, (table, key, value or None to delete).
+    changes: list[tuple[str, str, bytes | None]] = field(default_factory=list)
 
-    def write_state(self, parcels: MutableMapping[str, bytes], units: MutableMapping[str, bytes]) -> None:
-        if self.parcel_state is not None:
-            parcels[self.parcel_state[0]] = self.parcel_state[1]
-        if self.unit_state is not None:
-            units[self.unit_state[0]] = self.unit_state[1]
+    def write_state(
+        self,
+        parcels: MutableMapping[str, bytes],
+        units: MutableMapping[str, bytes],
+        outbox: MutableMapping[str, bytes] | None = None,
+    ) -> None:
+        tables = {"parcels": parcels, "units": units}
+        for table, key, value in self.changes:
+            if value is not None:
+                tables[table][key] = value
+            elif key in tables[table]:
+                del tables[table][key]
+        if outbox is not None:
+            outbox.update(self.outbox)
+
+
+@cache
+def default_entry_codec() -> AvroEntryCodec:
+    return AvroEntryCodec(default_codec())
 
 
 def dumps(state: Mapping[str, Any]) -> bytes:
@@ -126,6 +180,40 @@ def dumps(state: Mapping[str, Any]) -> bytes:
 
 def loads(data: bytes) -> dict[str, Any]:
     return orjson.loads(data)
+
+
+OutboxOutput = tuple[str, bytes | None, bytes | None]
+
+
+def outbox_values(key: str, outputs: list[OutboxOutput]) -> list[tuple[str, bytes]]:
+    """An outbox as table values: ``key`` holds the number of parts and the first, ``key.1``… the
+    others, each under MAX_VALUE_BYTES."""
+    parts: list[bytes] = []
+    part: list[tuple[str, bytes | None, bytes]] = []
+    size = 0
+    for output in outputs:
+        output_size = len(output[0]) + len(output[1] or b"") + len(output[2] or b"") + 12
+        if part and size + output_size > MAX_VALUE_BYTES:
+            parts.append(pack_outputs(part))
+            part, size = [], 0
+        part.append(output)
+        size += output_size
+    parts.append(pack_outputs(part))
+    values = [(key, str(len(parts)).encode() + b":" + parts[0])]
+    values += [(f"{key}.{index}", data) for index, data in enumerate(parts[1:], start=1)]
+    return values
+
+
+def read_outbox(table: Table, key: str) -> list[OutboxOutput]:
+    """The outputs an outbox (``outbox_values``) holds; none when it has no record."""
+    first = table.get(key)
+    if not first:
+        return []
+    count, _, data = bytes(first).partition(b":")
+    outputs = unpack_outputs(data)
+    for index in range(1, int(count)):
+        outputs += unpack_outputs(table.get(f"{key}.{index}") or b"")
+    return outputs
 
 
 class WarmCache:
@@ -175,20 +263,27 @@ class StateCache:
     changed it. A message that fails half-way is undone with ``rollback`` (see ``begin``).
     """
 
-    def __init__(self, parcels: Table, units: Table, warm: WarmCache | None = None) -> None:
+    def __init__(
+        self, parcels: Table, units: Table, warm: WarmCache | None = None, entries: AvroEntryCodec | None = None
+    ) -> None:
         self._tables = {"parcels": parcels, "units": units}
+        self._entries = entries or default_entry_codec()
         self._warm = warm
         self._generation = warm.generation if warm is not None else 0
         self._parcels: dict[str, Parcel | None] = {}
         self._units: dict[str, Unit | None] = {}
         self.changed_parcels: dict[str, Parcel] = {}
         self.changed_units: dict[str, Unit] = {}
+        #: (table, key) deleted by the batch: read as absent, undone by a later put.
+        self.deleted: set[tuple[str, str]] = set()
+        #: Erased parcels' markers written by the batch: key (``erased_key``) → erased at (event time).
+        self.erased: dict[str, int] = {}
         #: Source partition of the message that last changed each (table, key): Faust's stores and
         #: changelogs put a key in the partition of the event that writes it.
         self.partitions: dict[tuple[str, str], int | None] = {}
         #: Partition of the message being processed.
         self.partition: int | None = None
-        self._undo: tuple[str, str, dict[str, Any] | None] | None = None
+        self._undo: tuple[str, str, Parcel | Unit | None, bool] | None = None
 
     def parcel(self, tracking_number: str) -> Parcel | None:
         if tracking_number not in self._parcels:
@@ -197,7 +292,7 @@ class StateCache:
                 self._parcels[tracking_number] = warm
             else:
                 data = self._tables["parcels"].get(tracking_number)
-                self._parcels[tracking_number] = None if data is None else Parcel.from_dict(loads(data))
+                self._parcels[tracking_number] = None if data is None else decode_parcel(data, self._entries)
         return self._parcels[tracking_number]
 
     def unit(self, handling_unit: str) -> Unit | None:
@@ -216,47 +311,98 @@ class StateCache:
         little within a batch, and only this path pays for the snapshot)."""
         changed = self.changed_parcels if table == "parcels" else self.changed_units
         current = changed.get(key)
-        self._undo = (table, key, None if current is None else current.to_dict())
+        snapshot: Parcel | Unit | None = None
+        if isinstance(current, Parcel):
+            snapshot = current.copy()
+        elif isinstance(current, Unit):
+            snapshot = Unit.from_dict(current.to_dict())
+        self._undo = (table, key, snapshot, (table, key) in self.deleted)
 
     def rollback(self) -> None:
         """Undo the changes since ``begin``: the core raised half-way through a message."""
         if self._undo is None:
             return
-        table, key, snapshot = self._undo
+        table, key, snapshot, deleted = self._undo
         self._undo = None
         if self._warm is not None:  # the kept object may be the one half changed
             self._warm.discard(table, key)
-        if table == "parcels":
-            if snapshot is None:
-                self._parcels.pop(key, None)
-            else:
-                self._parcels[key] = self.changed_parcels[key] = Parcel.from_dict(snapshot)
-        elif snapshot is None:
-            self._units.pop(key, None)
+        if deleted:  # deleted earlier in the batch: absent again
+            (self._parcels if table == "parcels" else self._units)[key] = None  # type: ignore[index]
+            (self.changed_parcels if table == "parcels" else self.changed_units).pop(key, None)
+            self.deleted.add((table, key))
+        elif isinstance(snapshot, Parcel):
+            self._parcels[key] = self.changed_parcels[key] = snapshot
+        elif isinstance(snapshot, Unit):
+            self._units[key] = self.changed_units[key] = snapshot
+        elif table == "parcels":
+            self._parcels.pop(key, None)
         else:
-            self._units[key] = self.changed_units[key] = Unit.from_dict(snapshot)
+            self._units.pop(key, None)
 
     def put_parcel(self, parcel: Parcel) -> None:
         self._parcels[parcel.tracking_number] = self.changed_parcels[parcel.tracking_number] = parcel
         self.partitions["parcels", parcel.tracking_number] = self.partition
+        self.deleted.discard(("parcels", parcel.tracking_number))
         self._undo = None
 
     def put_unit(self, unit: Unit) -> None:
         self._units[unit.handling_unit] = self.changed_units[unit.handling_unit] = unit
         self.partitions["units", unit.handling_unit] = self.partition
+        self.deleted.discard(("units", unit.handling_unit))
         self._undo = None
 
-    def changes(self) -> Iterator[tuple[str, str, bytes]]:
-        """(table name, key, JSON bytes) of every changed key, once each."""
+    def is_erased(self, tracking_number: str) -> bool:
+        """Whether the parcel was erased (its marker, ``PARCELSTREAM_EXPIRE_DAYS`` long, refuses scans)."""
+        key = erased_key(tracking_number)
+        if key in self.erased:
+            return True
+        return ("parcels", key) not in self.deleted and self._tables["parcels"].get(key) is not None
+
+    def mark_erased(self, tracking_number: str, erased_at_ms: int) -> str:
+        key = erased_key(tracking_number)
+        self.erased[key] = erased_at_ms
+        self.deleted.discard(("parcels", key))
+        self.partitions["parcels", key] = self.partition
+        return key
+
+    def erased_at(self, key: str) -> int | None:
+        if key in self.erased:
+            return self.erased[key]
+        if ("parcels", key) in self.deleted:
+            return None
+        data = self._tables["parcels"].get(key)
+        return int(bytes(data).removeprefix(ERASED_MARKER)) if data else None
+
+    def delete(self, table: str, key: str) -> None:
+        """Delete ``key`` (a tombstone at write time; reads in this batch find nothing)."""
+        if table == "parcels":
+            self._parcels[key] = None
+            self.changed_parcels.pop(key, None)
+            self.erased.pop(key, None)
+        else:
+            self._units[key] = None
+            self.changed_units.pop(key, None)
+        self.deleted.add((table, key))
+        self.partitions[table, key] = self.partition
+        self._undo = None
+
+    def changes(self) -> Iterator[tuple[str, str, bytes | None]]:
+        """(table name, key, bytes, or None to delete) of every changed key, once each."""
         for tracking_number, parcel in self.changed_parcels.items():
-            yield "parcels", tracking_number, dumps(parcel.to_dict())
+            yield "parcels", tracking_number, encode_parcel(parcel)
         for handling_unit, unit in self.changed_units.items():
             yield "units", handling_unit, dumps(unit.to_dict())
+        for key, erased_at_ms in self.erased.items():
+            yield "parcels", key, ERASED_MARKER + str(erased_at_ms).encode()
+        for table, key in self.deleted:
+            yield table, key, None
 
     def keep_warm(self) -> None:
         """Hand the batch's objects to the warm cache; call once their table writes are done."""
         if self._warm is None:
             return
+        for table, key in self.deleted:
+            self._warm.discard(table, key)
         parcels = (("parcels", key, parcel) for key, parcel in self._parcels.items() if parcel is not None)
         units = (("units", key, unit) for key, unit in self._units.items() if unit is not None)
         self._warm.keep(self._generation, chain(parcels, units))
@@ -266,7 +412,10 @@ class StateCache:
         tables = {"parcels": parcels, "units": units}
         written = 0
         for table, key, value in self.changes():
-            tables[table][key] = value
+            if value is not None:
+                tables[table][key] = value
+            elif key in tables[table]:
+                del tables[table][key]  # Faust: a changelog tombstone, so recovery does not bring it back
             written += 1
         return written
 
@@ -278,7 +427,7 @@ class Batch:
 
     def __init__(self, processor: Processor, parcels: Table, units: Table, warm: WarmCache | None = None) -> None:
         self.processor = processor
-        self.state = StateCache(parcels, units, warm)
+        self.state = StateCache(parcels, units, warm, processor.parcel_state_encoder.entries)
         self.messages = 0
         self.dead_letters = 0
         self._outputs: list[Output] = []
@@ -288,13 +437,11 @@ class Batch:
         #: emitted in this batch: counted once per batch too.
         self.status_updates_counted: Counter[str] = Counter()
         self.sla_events_counted: Counter[tuple[str, str, str, str]] = Counter()
-        #: Parcels whose SLA deadline may have moved (every scanned or evaluated parcel), with the
-        #: deadline their last SLA evaluation found (None: to compute, see ``deadlines``).
-        self._touched: dict[str, tuple[Parcel, Outcome | None]] = {}
-        #: Unchanged parcels whose ParcelState is published again (a replayed input).
-        self._republished: dict[str, Parcel] = {}
-        #: Parcels whose SLA evaluation raised: tracking number → when to try again.
-        self._rearmed: dict[str, int] = {}
+        #: Keys whose due time may have moved: a parcel with the SLA deadline its last evaluation
+        #: found (``_UNKNOWN``: to compute), a unit, a due time, or None (gone).
+        self._touched: dict[str, tuple[Parcel, int | object | None] | Unit | int | None] = {}
+        #: Per source partition: the StatusUpdates and SlaEvents its messages produced (the outbox).
+        self.outbox: dict[int | None, list[Output]] = {}
 
     def add(self, message: SourceMessage, wall_ms: int) -> None:
         """Process one message of scans, manifests or scans-fanout."""
@@ -310,53 +457,108 @@ class Batch:
         tick: str | None = None,
         source: SourceMessage | None = None,
     ) -> None:
-        """Evaluate the parcel's SLA rules now that a deadline has passed (no scan needed). ``tick``
-        is the sla-due message's value, the timer's event-time clock: it names the evaluation (a
-        replay finds its recorded events) and is its now. ``source``: the sla-due message, named
-        by a dead letter if the evaluation raises."""
+        """Something is due for this key (no scan needed): SLA rules, expiry, archiving of a parcel,
+        the end of a unit. ``tick`` is the due message's value: the timer's event-time clock, which
+        is the decision's now (``unit:<clock>`` for a handling unit). ``source``: the sla-due
+        message, named by a dead letter if the evaluation raises."""
         self.messages += 1
         self.state.partition = partition
         self.processor.process_sla_due(tracking_number, self, wall_ms, tick, source)
 
     def rearm(self, tracking_number: str, deadline_ms: int) -> None:
-        """Schedule the parcel's SLA timer again at ``deadline_ms`` (an evaluation that raised)."""
-        self._rearmed[tracking_number] = deadline_ms
+        """Schedule the parcel's timer again at ``deadline_ms`` (an evaluation that raised)."""
+        self._touched[tracking_number] = deadline_ms
 
     def emit(self, output: Output) -> None:
         self._outputs.append(output)
 
     def touch(self, parcel: Parcel, outcome: Outcome | None = None) -> None:
-        self._touched[parcel.tracking_number] = (
-            parcel,
-            outcome if outcome is not None and outcome.deadline_known else None,
-        )
+        """The parcel's due time may have moved; ``outcome`` may carry the SLA deadline its
+        evaluation found (not computed again)."""
+        known = outcome is not None and outcome.deadline_known
+        self._touched[parcel.tracking_number] = (parcel, outcome.next_deadline_ms if known else UNKNOWN)  # type: ignore[union-attr]
 
-    def republish(self, parcel: Parcel) -> None:
-        """Publish the parcel's current ParcelState although it did not change (a replayed input)."""
-        self._republished[parcel.tracking_number] = parcel
+    def touch_unit(self, unit: Unit) -> None:
+        self._touched[UNIT_TIMER_PREFIX + unit.handling_unit] = unit
+
+    def untouch(self, timer_key: str) -> None:
+        """The key is gone: its timer too."""
+        self._touched[timer_key] = None
+
+    def schedule(self, timer_key: str, due_ms: int | None) -> None:
+        self._touched[timer_key] = due_ms
+
+    def keep(self, output: Output) -> None:
+        """Publish ``output`` and keep it in the batch's outbox (a crash re-sends it from there)."""
+        self._outputs.append(output)
+        self.outbox.setdefault(self.state.partition, []).append(output)
 
     def outputs(self) -> list[Output]:
-        """Everything to publish: the latest ParcelState of each changed or replayed parcel, then the
-        other outputs in processing order."""
+        """Everything to publish: the latest ParcelState of each changed parcel, then the other
+        outputs in processing order."""
         topic, encode = self.processor.topics.parcel_state, self.processor.parcel_state_encoder.encode
-        changed = self.state.changed_parcels
-        parcels = chain(changed.items(), ((k, p) for k, p in self._republished.items() if k not in changed))
         states = [
-            Output(topic, tracking_number.encode(), encode(parcel.to_record())) for tracking_number, parcel in parcels
+            # An archived parcel's marker is not published: its ParcelState is a tombstone.
+            Output(topic, tracking_number.encode(), None if parcel.archived_at_ms is not None else encode(parcel))
+            for tracking_number, parcel in self.state.changed_parcels.items()
+        ]
+        states += [
+            Output(topic, key.encode(), None)
+            for table, key in self.state.deleted
+            if table == "parcels" and not key.startswith(ERASED_PREFIX)
         ]
         return states + self._outputs
 
-    def deadlines(self) -> list[tuple[str, int | None]]:
-        """(tracking number, next SLA deadline or None) of every parcel the batch scanned or evaluated."""
-        rules = self.processor.rules
-        deadlines = [
-            (number, next_deadline_ms(parcel, rules) if outcome is None else outcome.next_deadline_ms)
-            for number, (parcel, outcome) in self._touched.items()
-        ]
-        return deadlines + [(n, d) for n, d in self._rearmed.items() if n not in self._touched]
+    def outbox_records(self) -> list[tuple[int | None, str, bytes]]:
+        """(source partition, outbox key, value) to store with the batch's state: per partition its
+        kept outputs and the tracking numbers of the ParcelStates it published (value b"": the
+        parcel's current ParcelState is published again), split into several keys when large."""
+        topic = self.processor.topics.parcel_state
+        kept: dict[int | None, list[OutboxOutput]] = {
+            partition: [(o.topic, o.key, o.value) for o in outputs] for partition, outputs in self.outbox.items()
+        }
+        partitions = self.state.partitions
+        for tracking_number, parcel in self.state.changed_parcels.items():
+            partition = partitions["parcels", tracking_number]
+            value = None if parcel.archived_at_ms is not None else b""
+            kept.setdefault(partition, []).append((topic, tracking_number.encode(), value))
+        for table, key in self.state.deleted:
+            if table == "parcels" and not key.startswith(ERASED_PREFIX):
+                kept.setdefault(partitions[table, key], []).append((topic, key.encode(), None))
+        records: list[tuple[int | None, str, bytes]] = []
+        for partition, outputs in kept.items():
+            records.extend((partition, key, value) for key, value in outbox_values(str(partition), outputs))
+        return records
 
-    def write_state(self, parcels: MutableMapping[str, bytes], units: MutableMapping[str, bytes]) -> int:
-        return self.state.write(parcels, units)
+    def deadlines(self) -> list[tuple[str, int | None]]:
+        """(timer key, next due time or None) of every key the batch changed or evaluated: a parcel's
+        tracking number (``apply.due_ms``), ``unit:<id>`` for a unit (``consolidation.unit_due_ms``)."""
+        rules, retention = self.processor.rules, self.processor.retention
+        due: list[tuple[str, int | None]] = []
+        for key, value in self._touched.items():
+            if isinstance(value, tuple):
+                parcel, sla_deadline = value
+                due.append((key, due_ms(parcel, rules, retention, sla_deadline)))
+            elif isinstance(value, Unit):
+                due.append((key, unit_due_ms(value, retention.unit_retention_ms)))
+            elif isinstance(value, int):
+                due.append((key, value))
+            else:
+                due.append((key, None))
+        return due
+
+    def write_state(
+        self,
+        parcels: MutableMapping[str, bytes],
+        units: MutableMapping[str, bytes],
+        outbox: MutableMapping[str, bytes] | None = None,
+    ) -> int:
+        written = self.state.write(parcels, units)
+        if outbox is not None:
+            for _partition, key, value in self.outbox_records():
+                outbox[key] = value
+                written += 1
+        return written
 
     def count_metrics(self) -> None:
         """Count the batch's ingested scans and first emitted outputs (once, when it is done)."""
@@ -376,6 +578,10 @@ class Processor:
         codec: Codec | None = None,
         guards: Guards | None = None,
         estimates: PartitionEstimates | None = None,
+        *,
+        max_scans: int = MAX_SCANS_PER_PARCEL,
+        max_unit_members: int = MAX_UNIT_MEMBERS,
+        retention: Retention | None = None,
     ) -> None:
         self.topics = topics
         self.rules = rules
@@ -385,6 +591,10 @@ class Processor:
         self.codec = codec or default_codec()
         self.guards = guards or Guards()
         self.parcel_state_encoder = ParcelStateEncoder(self.codec)
+        self.entries = self.parcel_state_encoder.entries
+        self.max_scans = max_scans
+        self.max_unit_members = max_unit_members
+        self.retention = retention or Retention()
         # prometheus_client's labels() costs more than the increment: keep each child.
         self._ingested: dict[tuple[str, str], Any] = {}
         self._status_updates: dict[str, Any] = {}
@@ -414,8 +624,12 @@ class Processor:
     @staticmethod
     def _result(batch: Batch) -> Result:
         result = Result(outputs=batch.outputs(), dead_lettered=batch.dead_letters > 0)
+        result.outbox = [(key, value) for _partition, key, value in batch.outbox_records()]
         batch.count_metrics()
         for table, key, value in batch.state.changes():
+            result.changes.append((table, key, value))
+            if value is None or key.startswith(ERASED_PREFIX):
+                continue
             if table == "parcels":
                 result.parcel_state = (key, value)
             else:
@@ -458,6 +672,8 @@ class Processor:
                 return self._handle_scan(batch, message, decoded.value, wall_ms)
             if decoded.record_name == "Manifest":
                 return self._handle_manifest(batch, message, decoded.value, wall_ms)
+            if decoded.record_name == "ParcelCommand":
+                return self._handle_command(batch, message, decoded.value, wall_ms)
             return self._dead_letter(
                 batch,
                 message,
@@ -497,13 +713,22 @@ class Processor:
         state = batch.state
         if tracking_number:
             state.begin("parcels", tracking_number)
+            parcel = state.parcel(tracking_number)
+            if parcel is None and state.is_erased(tracking_number):
+                reason = "the parcel was erased; a late scan starts no new history"
+                return self._dead_letter(batch, message, "parcel_erased", reason, wall_ms)
             learner = self.estimates.for_partition(message.partition) if self.estimates is not None else None
-            outcome = apply_scan(state.parcel(tracking_number), scan, self.rules, self.clock.now_ms(wall_ms), learner)
+            outcome = apply_scan(
+                parcel,
+                scan,
+                self.rules,
+                self.clock.now_ms(wall_ms),
+                learner,
+                codec=self.entries,
+                max_scans=self.max_scans,
+            )
             if outcome.duplicate:
                 metrics.DUPLICATE_SCANS.labels(scan["source"]).inc()
-                if outcome.replayed:  # stored before; its outputs may not have been published
-                    batch.republish(outcome.parcel)
-                    self._parcel_outputs(batch, outcome.parcel, outcome.status_updates, outcome.sla_events, count=False)
                 return None
             state.put_parcel(outcome.parcel)
             if outcome.observations:
@@ -511,20 +736,54 @@ class Processor:
             self._parcel_outputs(batch, outcome.parcel, outcome.status_updates, outcome.sla_events, outcome=outcome)
         else:
             state.begin("units", handling_unit)
-            unit, fanout = apply_unit_scan(state.unit(handling_unit), scan, max_depth)
+            unit, fanout = apply_unit_scan(state.unit(handling_unit), scan, max_depth, self.retention.unit_retention_ms)
+            self._check_unit_size(unit)
             state.put_unit(unit)
+            batch.touch_unit(unit)
             for member_scan in fanout:
                 batch.emit(self._fanout_output(member_scan))
         batch.ingested[scan["source"], scan["code"]] += 1
         return None
+
+    def _handle_command(self, batch: Batch, message: SourceMessage, command: dict[str, Any], wall_ms: int) -> None:
+        """A ParcelCommand: ``erase`` removes every trace of the parcel the worker keeps (its table
+        entry, timer and cached copy; a ParcelState tombstone so compaction and the projector drop
+        the rest) and leaves a marker under a hash of the number that refuses its late scans for
+        ``PARCELSTREAM_EXPIRE_DAYS``. An absent parcel is erased too: a replay is safe."""
+        tracking_number = command["tracking_number"]
+        if self._wrong_key(batch, message, tracking_number, wall_ms):
+            return
+        state = batch.state
+        outcome = apply_erasure(state.parcel(tracking_number), tracking_number)
+        state.delete("parcels", tracking_number)
+        batch.untouch(tracking_number)
+        erased_at_ms = self.clock.now_ms(wall_ms)
+        marker = state.mark_erased(tracking_number, erased_at_ms)
+        partition = message.partition if message.partition is not None else 0
+        batch.schedule(
+            f"{ERASED_PREFIX}{partition}:{marker.removeprefix(ERASED_PREFIX)}", erased_at_ms + self.retention.expire_ms
+        )
+        metrics.PARCELS_ERASED.inc()
+        # The audit line names the parcel by the marker's hash only.
+        audit.info(
+            "erased parcel %s: command %s, reason %r, stored state %s, at %d",
+            marker,
+            command["command_id"],
+            command["reason"],
+            "deleted" if outcome.parcel.history.last_key is not None else "absent",
+            wall_ms,
+        )
 
     def _handle_manifest(self, batch: Batch, message: SourceMessage, manifest: dict[str, Any], wall_ms: int) -> None:
         handling_unit = manifest["handling_unit"]
         if self._wrong_key(batch, message, handling_unit, wall_ms):
             return
         batch.state.begin("units", handling_unit)
-        unit, fanout = apply_manifest(batch.state.unit(handling_unit), manifest)
+        retention_ms = self.retention.unit_retention_ms
+        unit, fanout = apply_manifest(batch.state.unit(handling_unit), manifest, self.max_unit_members, retention_ms)
+        self._check_unit_size(unit)
         batch.state.put_unit(unit)
+        batch.touch_unit(unit)
         for member_scan in fanout:
             batch.emit(self._fanout_output(member_scan))
 
@@ -532,42 +791,75 @@ class Processor:
 
     def process_sla_due(
         self,
-        tracking_number: str,
+        key: str,
         batch: Batch,
         wall_ms: int,
         tick: str | None = None,
         source: SourceMessage | None = None,
     ) -> None:
-        """Evaluate the parcel's SLA rules into ``batch`` now that a deadline has passed, at the
-        tick's event time (the clock's now without one). An evaluation that raises is dead-lettered
-        (``processing_error``, naming ``source``) and its timer re-armed ``SLA_RETRY_MS`` later in
-        event time: the timer already took the deadline off its schedule."""
+        """Decide what is due for ``key`` into ``batch``, at the tick's event time (the clock's now
+        without one): a parcel's SLA rules, expiry or archiving (``apply.apply_due``), a unit's end.
+        An evaluation that raises is dead-lettered (``processing_error``, naming ``source``) and its
+        timer re-armed ``SLA_RETRY_MS`` later in event time: the timer already took it off its schedule."""
+        kind, _, clock_value = (tick or "").rpartition(":")
+        now_ms = int(clock_value) if clock_value.isdigit() else self.clock.now_ms(wall_ms)
         state = batch.state
-        now_ms = int(tick) if tick is not None and tick.isdigit() else self.clock.now_ms(wall_ms)
+        if key.startswith(ERASED_PREFIX):
+            erased_at_ms = state.erased_at(key)
+            if erased_at_ms is not None and now_ms >= erased_at_ms + self.retention.expire_ms:
+                state.delete("parcels", key)
+                batch.untouch(f"{ERASED_PREFIX}{state.partition or 0}:{key.removeprefix(ERASED_PREFIX)}")
+            return
+        if kind == "unit":
+            unit = state.unit(key)
+            if unit is not None and unit_expired(unit, self.retention.unit_retention_ms, now_ms):
+                state.delete("units", key)
+                batch.untouch(UNIT_TIMER_PREFIX + key)
+            elif unit is not None:
+                batch.touch_unit(unit)  # not yet (a later scan moved it): schedule it again
+            return
         try:
-            state.begin("parcels", tracking_number)
-            parcel = state.parcel(tracking_number)
+            state.begin("parcels", key)
+            parcel = state.parcel(key)
             if parcel is None:
                 return
-            outcome = apply_sla_due(parcel, tick or str(now_ms), self.rules, now_ms)
-            if outcome.changed:
-                state.put_parcel(parcel)
-            elif outcome.replayed:
-                batch.republish(parcel)
-            else:  # evaluate may tidy sla_open without an event: keep the stored value (and the warm cache) as it was
-                state.rollback()
-            self._parcel_outputs(batch, parcel, [], outcome.sla_events, count=not outcome.replayed, outcome=outcome)
+            outcome = apply_due(parcel, self.rules, self.retention, now_ms)
         except Exception as error:  # one parcel must not stop the timer of the others
             state.rollback()
-            log.exception("SLA evaluation failed; dead-lettered, tried again in %d s event time", SLA_RETRY_MS // 1000)
-            batch.rearm(tracking_number, now_ms + SLA_RETRY_MS)
-            message = source or SourceMessage("sla-due", None, None, tracking_number.encode(), (tick or "").encode())
+            log.exception("a due evaluation failed; dead-lettered, tried again in %d s", SLA_RETRY_MS // 1000)
+            batch.rearm(key, now_ms + SLA_RETRY_MS)
+            message = source or SourceMessage("sla-due", None, None, key.encode(), (tick or "").encode())
             self._dead_letter(batch, message, PROCESSING_ERROR, processing_error_reason(error), wall_ms)
+            return
+        if outcome.gone:
+            state.delete("parcels", key)
+            batch.untouch(key)
+            metrics.PARCELS_GONE.inc()
+            return
+        if outcome.archived:
+            state.put_parcel(outcome.parcel)
+            batch.touch(outcome.parcel)
+            metrics.PARCELS_ARCHIVED.inc()
+            return
+        if parcel.expired_at_ms is not None and any(u["status"] == "Expired" for u in outcome.status_updates):
+            metrics.PARCELS_EXPIRED.inc()
+        if outcome.changed:
+            state.put_parcel(parcel)
+        else:  # evaluate may tidy sla_open without an event: keep the stored value (and the warm cache) as it was
+            state.rollback()
+        self._parcel_outputs(batch, parcel, outcome.status_updates, outcome.sla_events, outcome=outcome)
+
+    def stored_record(self, data: bytes) -> dict[str, Any]:
+        """A stored parcel as its ParcelState dict, history decoded (tests, ``parcels show``)."""
+        parcel = decode_parcel(data, self.entries)
+        if parcel.archived_at_ms is not None:
+            return parcel.to_dict()  # an archived parcel's marker
+        return parcel.to_record()
 
     def deadline_of(self, data: bytes) -> int | None:
-        """Next SLA deadline of a stored parcel (rebuilding the timer's schedule)."""
+        """Next due time of a stored parcel (``apply.due_ms``)."""
         try:
-            return next_deadline_ms(Parcel.from_dict(loads(data)), self.rules)
+            return due_ms(decode_parcel(data, self.entries), self.rules, self.retention)
         except Exception:
             log.exception("a stored parcel does not load; its SLA timer waits for its next scan")
             return None
@@ -584,17 +876,17 @@ class Processor:
         count: bool = True,
         outcome: Outcome | None = None,
     ) -> None:
-        """Status updates and SLA events now; the ParcelState once per batch (``Batch.outputs``).
-        ``count``: false for re-sent outputs (the metrics counted them when first produced);
-        ``outcome``: the one that produced them, with the parcel's next SLA deadline."""
+        """Status updates and SLA events now (kept in the outbox); the ParcelState once per batch
+        (``Batch.outputs``). ``count``: false for outputs counted before; ``outcome``: the one that
+        produced them, with the parcel's next SLA deadline."""
         key = parcel.tracking_number.encode()
         encode = self.codec.encode
         for update in status_updates:
-            batch.emit(Output(self.topics.status_updates, key, encode("StatusUpdate", update)))
+            batch.keep(Output(self.topics.status_updates, key, encode("StatusUpdate", update)))
             if count:
                 batch.status_updates_counted[update["status"]] += 1
         for event in sla_events:
-            batch.emit(Output(self.topics.sla_events, key, encode("SlaEvent", event)))
+            batch.keep(Output(self.topics.sla_events, key, encode("SlaEvent", event)))
             if count:
                 labels = (
                     event["rule"],
@@ -612,6 +904,15 @@ class Processor:
             metrics.STAGE_DWELL.labels(stage, route).observe(seconds)
         if observations.transit_seconds is not None:
             metrics.TRANSIT.labels(route, parcel.service_level or "unknown").observe(observations.transit_seconds)
+
+    @staticmethod
+    def _check_unit_size(unit: Unit) -> None:
+        """A unit's table value must fit a broker record (its kept scans may carry long texts)."""
+        size = len(dumps(unit.to_dict()))
+        if size > MAX_VALUE_BYTES:
+            raise InvalidScanError(
+                "unit_too_large", f"unit {unit.handling_unit!r} would be stored in {size} bytes, over {MAX_VALUE_BYTES}"
+            )
 
     def _fanout_output(self, member_scan: dict[str, Any]) -> Output:
         key = member_scan.get("tracking_number") or member_scan["handling_unit"]

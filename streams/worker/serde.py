@@ -1,28 +1,63 @@
-"""ParcelState encoding without re-encoding the parcel's history every time.
+"""Bytes of the worker: the stored parcel's table value, the ParcelState spliced from the stored
+history, and the outbox record of a batch's outputs.
 
-A ParcelState carries the parcel's whole history, and encoding it was the largest single cost of
-the worker (every scan republishes every earlier entry). History entries never change once they
-are in a parcel's history, so ``ParcelStateEncoder`` keeps the Avro bytes of each entry, keyed by
-(tracking number, event id: unique within a parcel), and assembles the message from the parts:
-the fields before ``history`` (encoded by fastavro), the array of cached entries, and the two
-fields after it (``open_sla``, ``version``). The result is byte for byte what
-``Codec.encode("ParcelState", record)`` writes (tests/streams/worker/test_serde.py checks it).
+History entries are encoded once, when they arrive, as the Avro bytes of a ParcelState
+``HistoryEntry`` (``AvroEntryCodec``, the core's ``EntryCodec``). A ParcelState is then written
+from its parts without encoding an entry again: the fields before ``history`` (fastavro), the
+array of stored entries, and the two fields after it (``open_sla``, ``version``) — byte for byte
+what ``Codec.encode("ParcelState", record)`` writes (tests/streams/worker/test_serde.py).
+
+Stored parcel (``encode_parcel`` / ``decode_parcel``)::
+
+    b"P1" | varint length | deflate(varint header length | header | open chunk's entries)
+          | sealed chunks (deflate, CHUNK_ENTRIES entries each)
+
+The header is the orjson of ``Parcel.to_dict()`` with the entries' ``sizes`` and the sealed
+``chunks``' lengths. Entries are compressed in chunks of ``CHUNK_ENTRIES`` (raw deflate with a
+fixed dictionary of the taxonomy's words): a full chunk is compressed once, when it fills, and
+kept compressed (``History.memo``) while the history's prefix does not change; the header and the
+open chunk, both bounded, are compressed at every write. So a scan costs the same whatever the
+length of the history.
+The dictionary is part of the stored format: never change ``_ZDICT_TEXT``, add a new format.
 """
 
 from __future__ import annotations
 
 import io
 import struct
-from typing import Any
+import zlib
+from collections.abc import Iterable
+from typing import Any, Final
 
 import fastavro
+import orjson
 
 from schemas.avro_writer import compile_writer
 from schemas.codec import MAGIC_BYTE, Codec
+from streams.core.authority import last_mile_carrier
+from streams.core.parcel import EMITTED_ID_CHARS, ROUTE_CODES, RULE_CODES, CurrentEntry, History, Parcel
+from streams.core.stages import StageProgress
 
-#: Entries kept before the cache starts again from empty (a few hundred bytes each).
-DEFAULT_MAX_ENTRIES = 200_000
 _TAIL_FIELDS = ["open_sla", "version"]
+#: Entries per compressed chunk of a stored history.
+CHUNK_ENTRIES: Final = 8
+PARCEL_FORMAT: Final = b"P1"
+_ZDICT_TEXT: Final = (
+    "AVAILABLE_FOR_PICKUP AttemptFail AvailableForPickup BE CN CustomsHold DAMAGED DE DELIVERED "
+    "DELIVERY_ATTEMPT_FAILED Delivered EXPORT_CANCELLED EXPORT_CUSTOMS_CLEARED EXPORT_CUSTOMS_HELD "
+    "EXPORT_CUSTOMS_PRESENTED Exception FR HGH HUB_DEPARTED HUB_MISSORTED HUB_RECEIVED HUB_SORTED "
+    "IMPORT_CUSTOMS_CLEARED IMPORT_CUSTOMS_HELD IMPORT_CUSTOMS_PRESENTED InTransit InfoReceived "
+    "LASTMILE_HANDOVER LASTMILE_RECEIVED LGG LINEHAUL_ARRIVED LINEHAUL_BOOKED LINEHAUL_DEPARTED "
+    "LINEHAUL_DISCREPANCY LINEHAUL_MANIFESTED LINEHAUL_RECEIVED LINEHAUL_UNLOADED LOST NL ORDER_CREATED "
+    "ORIGIN_RECEIVED ORIGIN_SORTED OUT_FOR_DELIVERY OutForDelivery RETURNED RETURN_TO_SENDER "
+    "TRANSIT_ARRIVED TRANSIT_DEPARTED airport arrived_at_destination arrived_at_transit "
+    "at_delivery_office at_pickup_point attempt_failed damaged delivered departed_hub departed_origin "
+    "departed_transit export_cancelled export_customs_cleared export_customs_presented facility "
+    "handed_to_last_mile held_export held_import import_customs_cleared import_customs_presented "
+    "linehaul_booked linehaul_discrepancy linehaul_manifested lost missorted_at_hub order_created "
+    "out_for_delivery received_at_hub received_at_origin received_by_linehaul returned_to_sender "
+    "returning_to_sender sorted_at_hub sorted_at_origin unloaded_at_destination"
+)
 
 
 def _long(value: int) -> bytes:
@@ -41,8 +76,71 @@ def _string(value: str) -> bytes:
     return _long(len(data)) + data
 
 
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _read_varint(data: bytes | memoryview, offset: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[offset]
+        offset += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, offset
+        shift += 7
+
+
+#: Avro strings of the taxonomy's words: what history entries repeat most.
+ZDICT: Final = b"".join(_string(word) for word in _ZDICT_TEXT.split())
+
+
+def compress_chunk(data: bytes) -> bytes:
+    """A sealed chunk of history entries, compressed (once)."""
+    return _deflate(data)
+
+
+def _deflate(data: bytes) -> bytes:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, ZDICT)
+    return compressor.compress(data) + compressor.flush()
+
+
+def decompress_chunk(data: bytes) -> bytes:
+    decompressor = zlib.decompressobj(-15, ZDICT)
+    return decompressor.decompress(data) + decompressor.flush()
+
+
+class AvroEntryCodec:
+    """History entries as the Avro bytes of a ParcelState ``HistoryEntry`` (the core's EntryCodec)."""
+
+    def __init__(self, codec: Codec) -> None:
+        registered = codec.latest("ParcelState")
+        named = registered.compiled["__named_schemas"]
+        others = {name: schema for name, schema in named.items() if name != "parcelstream.HistoryEntry"}
+        self.schema = fastavro.parse_schema(named["parcelstream.HistoryEntry"], named_schemas=others)
+
+    def encode(self, entry: dict[str, Any]) -> bytes:
+        buffer = io.BytesIO()
+        fastavro.schemaless_writer(buffer, self.schema, entry)
+        return buffer.getvalue()
+
+    def decode(self, blob: bytes, sizes: list[int]) -> list[dict[str, Any]]:
+        buffer = io.BytesIO(blob)
+        return [fastavro.schemaless_reader(buffer, self.schema, None) for _ in sizes]  # type: ignore[misc]
+
+    def mentions(self, blob: bytes, event_id: str) -> bool:
+        return _string(event_id) in blob
+
+
 class ParcelStateEncoder:
-    def __init__(self, codec: Codec, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+    """The wire-format ParcelState of a stored parcel, its history spliced from the stored bytes."""
+
+    def __init__(self, codec: Codec) -> None:
         registered = codec.latest("ParcelState")
         fields = registered.parsed["fields"]
         names = [field["name"] for field in fields]
@@ -52,17 +150,14 @@ class ParcelStateEncoder:
         named = registered.compiled["__named_schemas"]
         head = {"type": "record", "name": "parcelstream.ParcelStateHead", "fields": fields[:history_index]}
         self._head = fastavro.parse_schema(head, named_schemas=dict(named))
-        others = {name: schema for name, schema in named.items() if name != "parcelstream.HistoryEntry"}
-        self._entry = fastavro.parse_schema(named["parcelstream.HistoryEntry"], named_schemas=others)
-        # Generated writers (schemas/avro_writer.py) where the schemas allow; fastavro otherwise.
+        # A generated writer (schemas/avro_writer.py) where the schema allows; fastavro otherwise.
         self._head_writer = compile_writer(self._head, named)
-        self._entry_writer = compile_writer(self._entry, named)
         self._header = struct.pack(">bI", MAGIC_BYTE, registered.schema_id)
-        self._entries: dict[tuple[str, str], bytes] = {}
-        self._max_entries = max_entries
+        self.entries = AvroEntryCodec(codec)
 
-    def encode(self, record: dict[str, Any]) -> bytes:
-        """The wire-format ParcelState message of ``record`` (``Parcel.to_record()``)."""
+    def encode(self, parcel: Parcel) -> bytes:
+        """The ParcelState message of ``parcel``, whose history entries ``self.entries`` encoded."""
+        record = parcel.to_record_head()
         buffer = io.BytesIO()
         buffer.write(self._header)
         if self._head_writer is not None:
@@ -71,12 +166,10 @@ class ParcelStateEncoder:
             buffer.write(head)
         else:
             fastavro.schemaless_writer(buffer, self._head, record)
-        history = record["history"]
-        if history:
-            buffer.write(_long(len(history)))
-            tracking_number = record["tracking_number"]
-            for entry in history:
-                buffer.write(self._entry_bytes(tracking_number, entry))
+        history = parcel.history
+        if history.sizes:
+            buffer.write(_long(len(history.sizes)))
+            buffer.write(history.blob)
         buffer.write(b"\x00")
         open_sla = record["open_sla"]
         if open_sla:
@@ -87,18 +180,119 @@ class ParcelStateEncoder:
         buffer.write(_long(record["version"]))
         return buffer.getvalue()
 
-    def _entry_bytes(self, tracking_number: str, entry: dict[str, Any]) -> bytes:
-        key = (tracking_number, entry["event_id"])
-        data = self._entries.get(key)
-        if data is None:
-            if len(self._entries) >= self._max_entries:
-                self._entries.clear()  # bounded memory; the next states re-encode their entries
-            if self._entry_writer is not None:
-                written = bytearray()
-                self._entry_writer(entry, written)
-                data = self._entries[key] = bytes(written)
+
+def _sealed(history: History) -> list[bytes]:
+    """The compressed chunks of the history's full chunks, compressing only those not yet kept."""
+    memo: list[bytes] = history.memo if isinstance(history.memo, list) else []
+    full = len(history.sizes) // CHUNK_ENTRIES
+    if len(memo) < full:
+        offsets = [0]
+        for size in history.sizes[: full * CHUNK_ENTRIES]:
+            offsets.append(offsets[-1] + size)
+        memo = list(memo)
+        for chunk in range(len(memo), full):
+            start, end = offsets[chunk * CHUNK_ENTRIES], offsets[(chunk + 1) * CHUNK_ENTRIES]
+            memo.append(compress_chunk(history.blob[start:end]))
+        history.memo = memo
+    return memo[:full]
+
+
+def encode_parcel(parcel: Parcel) -> bytes:
+    """The table value of a stored parcel."""
+    history = parcel.history
+    chunks = _sealed(history)
+    header = parcel.to_dict()
+    header["sizes"] = history.sizes
+    header["chunks"] = [len(chunk) for chunk in chunks]
+    head = orjson.dumps(header)
+    tail_start = sum(history.sizes[: len(chunks) * CHUNK_ENTRIES])
+    # The fields and the open chunk change at every write; both are bounded, so is compressing them.
+    packed = _deflate(b"".join((_varint(len(head)), head, history.blob[tail_start:])))
+    return b"".join((PARCEL_FORMAT, _varint(len(packed)), packed, *chunks))
+
+
+def decode_parcel(data: bytes, entries: AvroEntryCodec) -> Parcel:
+    """A stored parcel from its table value (``encode_parcel``, or the JSON of earlier versions)."""
+    if data[:1] == b"{":
+        return _from_legacy_json(orjson.loads(data), entries)
+    if data[:2] != PARCEL_FORMAT:
+        raise ValueError(f"unknown stored parcel format {bytes(data[:2])!r}")
+    length, offset = _read_varint(data, 2)
+    packed = decompress_chunk(data[offset : offset + length])
+    offset += length
+    head_length, head_start = _read_varint(packed, 0)
+    header = orjson.loads(packed[head_start : head_start + head_length])
+    chunks: list[bytes] = []
+    for size in header.pop("chunks"):
+        chunks.append(data[offset : offset + size])
+        offset += size
+    blob = b"".join([*(decompress_chunk(chunk) for chunk in chunks), packed[head_start + head_length :]])
+    history = History(entries, blob, header.pop("sizes"), None, chunks)
+    return Parcel.from_dict(header, history)
+
+
+def _from_legacy_json(data: dict[str, Any], entries: AvroEntryCodec) -> Parcel:
+    """A parcel stored as JSON with its whole history (before the compact format): its entries are
+    encoded once, the rest kept as the rules need it; the replay record is dropped (the outbox
+    replaces it), and the version continues from the history's length."""
+    history = History(entries)
+    for entry in data["history"]:
+        history.append(entry, entries.encode(entry))
+    rows = data["history"]
+    current = rows[data.get("current_index", 0)] if rows else None
+    located = [row["location"] for row in rows if row["location"] is not None]
+    up_to_current = [row["location"] for row in rows[: data.get("current_index", 0) + 1] if row["location"] is not None]
+    first_seen = data.get("first_seen", {})
+    shipment_key = data.get("shipment_key")
+    return Parcel(
+        tracking_number=data["tracking_number"],
+        history=history,
+        shipment=data.get("shipment"),
+        shipment_key=(shipment_key[0], shipment_key[1]) if shipment_key else None,
+        current_entry=CurrentEntry(current["event_time_ms"], current["event_id"], current["code"], current["carrier"])
+        if current
+        else None,
+        last_location=up_to_current[-1] if up_to_current else None,
+        latest_location=located[-1] if located else None,
+        first_seen={code: seen[0] for code, seen in first_seen.items() if code in RULE_CODES},
+        route_points={code: (seen[0], seen[1], seen[2]) for code, seen in first_seen.items() if code in ROUTE_CODES},
+        run_counts={key.split("|", 1)[-1]: count for key, count in data.get("run_counts", {}).items()},
+        update_sequence=data.get("update_sequence", 0),
+        estimated_delivery=data.get("estimated_delivery"),
+        estimate_on_time=data.get("estimate_on_time", True),
+        sla_emitted={event_id[:EMITTED_ID_CHARS] for event_id in data.get("sla_emitted", ())},
+        sla_open={rule: (value[0], value[1]) for rule, value in data.get("sla_open", {}).items()},
+        version=len(rows),
+        last_mile_carrier=last_mile_carrier(rows),
+        stages=StageProgress.from_list(data.get("stages")),
+    )
+
+
+def pack_outputs(outputs: Iterable[tuple[str, bytes | None, bytes | None]]) -> bytes:
+    """(topic, key, value) triples as one byte string (an outbox record); None: absent (tombstone)."""
+    parts: list[bytes] = []
+    for topic, key, value in outputs:
+        name = topic.encode()
+        parts += (_varint(len(name)), name)
+        for data in (key, value):
+            if data is None:
+                parts.append(b"\x00")
             else:
-                entry_buffer = io.BytesIO()
-                fastavro.schemaless_writer(entry_buffer, self._entry, entry)
-                data = self._entries[key] = entry_buffer.getvalue()
-        return data
+                parts += (_varint(len(data) + 1), data)
+    return b"".join(parts)
+
+
+def unpack_outputs(data: bytes) -> list[tuple[str, bytes | None, bytes | None]]:
+    outputs: list[tuple[str, bytes | None, bytes | None]] = []
+    offset = 0
+    while offset < len(data):
+        length, offset = _read_varint(data, offset)
+        topic = data[offset : offset + length].decode()
+        offset += length
+        fields: list[bytes | None] = []
+        for _ in range(2):
+            length, offset = _read_varint(data, offset)
+            fields.append(None if length == 0 else data[offset : offset + length - 1])
+            offset += max(0, length - 1)
+        outputs.append((topic, fields[0], fields[1]))
+    return outputs

@@ -56,4 +56,6 @@ def test_quick_run_saves_positive_throughputs_and_the_ratio_keys(tmp_path: Path)
     # The worker publishes one ParcelState per changed parcel per batch (parcel-state is compacted), so
     # every parcel of the dataset has at least one.
     assert contenders["parcelstream_1w"]["state_updates"] >= report["dataset"]["parcels"]
+    assert 0 < contenders["parcelstream_1w"]["state_bytes_per_parcel"] <= 3000
+    assert report["targets"]["state_bytes_per_parcel"]["met"] is True
     assert "parcelstream_1w" in done.stdout

@@ -5,8 +5,21 @@ process's resident memory and its consumer group's lag every few seconds.
 
 Fails (exit 1) when a process's memory grows by more than --max-rss-growth-mb after the warm-up
 (the first quarter of the run), or when the lag does not drain within --drain-seconds after the
-traffic stops. Uses the broker in PARCELSTREAM_BOOTSTRAP_SERVERS or starts an embedded one, and the
-Redis in PARCELSTREAM_REDIS_URL (default redis://127.0.0.1:6379/0).
+traffic stops.
+
+A month in minutes (retention on):
+
+    python -m tests.reliability.soak --simulated-days 30 --parcels-per-hour 6 --rate 400 \
+        --retention-days 5 --expire-days 10 --unit-retention-days 3
+
+sends the orders of 30 simulated days (``--parcels-per-hour`` parcels per simulated hour, each
+with its whole journey), as fast as ``--rate`` allows, and at simulated day 1, 10, 20 and 30 (order
+time) reports the worker's RSS, its RocksDB bytes on disk, the keys of its parcels and units
+tables (their changelogs' latest values), and Redis ``used_memory`` and key count under the run's
+prefix. With retention on they must level off instead of growing with the parcels ever seen.
+
+Uses the broker in PARCELSTREAM_BOOTSTRAP_SERVERS or starts an embedded one, and the Redis in
+PARCELSTREAM_REDIS_URL (default redis://127.0.0.1:6379/0).
 """
 
 from __future__ import annotations
@@ -81,6 +94,139 @@ def group_lag(bootstrap_servers: str, group_id: str, topic: str) -> int:
         return lag
     finally:
         probe.close()
+
+
+def table_keys(bootstrap_servers: str, topic: str) -> int:
+    """Keys whose latest value in a changelog is not a tombstone."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap_servers, "group.id": unique("soak-keys"), "enable.partition.eof": True}
+        | {"log_level": 0}
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            return 0
+        consumer.assign([TopicPartition(topic, p, 0) for p in metadata.partitions])
+        live: dict[bytes, bool] = {}
+        ended: set[int] = set()
+        deadline = time.monotonic() + 120
+        while len(ended) < len(metadata.partitions) and time.monotonic() < deadline:
+            for message in consumer.consume(5000, timeout=0.5):
+                if message.error() is not None:
+                    ended.add(message.partition())
+                elif message.key() is not None:
+                    live[message.key()] = message.value() is not None
+        return sum(live.values())
+    finally:
+        consumer.close()
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
+@dataclass
+class DaySample:
+    day: int
+    parcels_ordered: int
+    worker_rss_mb: float
+    rocksdb_mb: float
+    parcels_keys: int
+    units_keys: int
+    redis_used_memory_mb: float
+    redis_keys: int
+
+
+def month_table(samples: list[DaySample]) -> Table:
+    table = Table(
+        "day", "parcels ordered", "worker RSS MB", "RocksDB MB", "parcels keys", "units keys", "Redis MB", "Redis keys"
+    )
+    for s in samples:
+        table.add_row(
+            str(s.day),
+            f"{s.parcels_ordered:,}",
+            f"{s.worker_rss_mb:.0f}",
+            f"{s.rocksdb_mb:.1f}",
+            f"{s.parcels_keys:,}",
+            f"{s.units_keys:,}",
+            f"{s.redis_used_memory_mb:.1f}",
+            f"{s.redis_keys:,}",
+        )
+    return table
+
+
+def run_month(
+    bootstrap_servers: str,
+    redis_url: str,
+    log_dir: Path,
+    *,
+    days: int,
+    parcels_per_hour: int,
+    rate: float,
+    retention: dict[str, str],
+    state_cache_size: int = 2000,
+    sample_days: tuple[int, ...] = (1, 10, 20, 30),
+) -> list[DaySample]:
+    """Orders of ``days`` simulated days (one simulator batch per simulated hour) through worker and
+    projector with retention on; a DaySample at each of ``sample_days`` (once the worker and the
+    projector caught up with what was sent)."""
+    import redis
+
+    topics = TopicNames(unique("soak"))
+    create_topics(bootstrap_servers, topics.prefix, PARTITIONS)
+    launcher = StageLauncher(bootstrap_servers, log_dir)
+    client = redis.Redis.from_url(redis_url)
+    samples: list[DaySample] = []
+    try:
+        worker = launcher.worker(topics, store="rocksdb", state_cache_size=str(state_cache_size), **retention)
+        projector = launcher.projector(topics, redis_url, topics.prefix)
+        projector_group = next(arg for arg in projector.command if arg.startswith("projector-"))
+        publisher = Publisher(bootstrap_servers, topics)
+        records = traffic(parcels_per_hour)
+        sent = 0
+        started = time.monotonic()
+        for hour in range(days * 24):
+            for record in next(records):
+                (publisher.publish_scan if record.kind == "scan" else publisher.publish_manifest)(record.value)
+                sent += 1
+                if sent % 500 == 0:
+                    publisher.poll(0)
+                    while sent > (time.monotonic() - started) * rate:
+                        time.sleep(0.01)  # pacing the producer at --rate
+            day = (hour + 1) // 24
+            if (hour + 1) % 24 == 0 and day in sample_days:
+                if not publisher.flush().ok:
+                    raise StackError("the broker did not acknowledge every record")
+                deadline = time.monotonic() + 600
+                while time.monotonic() < deadline and (
+                    group_lag(bootstrap_servers, f"{topics.prefix}-worker", topics.scans)
+                    or group_lag(bootstrap_servers, projector_group, topics.parcel_state)
+                ):
+                    time.sleep(1)  # polling the lag with a deadline
+                for process in (worker, projector):
+                    if not process.alive:
+                        raise StackError(f"{process.name} exited: {process.log_tail()}")
+                redis_keys = sum(1 for _ in client.scan_iter(match=f"{topics.prefix}:*", count=1000))
+                samples.append(
+                    DaySample(
+                        day,
+                        (hour + 1) * parcels_per_hour,
+                        worker.rss_bytes() / MB,
+                        dir_bytes(log_dir / "worker-data") / MB,
+                        table_keys(bootstrap_servers, f"{topics.prefix}-worker-parcels-changelog"),
+                        table_keys(bootstrap_servers, f"{topics.prefix}-worker-units-changelog"),
+                        client.info("memory")["used_memory"] / MB,
+                        redis_keys,
+                    )
+                )
+                console.print(month_table(samples))
+        return samples
+    finally:
+        launcher.stop_all()
+        keys = list(client.scan_iter(match=f"{topics.prefix}:*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
+        client.close()
 
 
 def traffic(rate_parcels_per_batch: int) -> Iterator[list]:
@@ -196,6 +342,11 @@ def main(
         "rocksdb", help="The worker's table store: rocksdb (production, bounded memory) or memory (all state in RAM)."
     ),
     state_cache_size: int = typer.Option(2000, min=0, help="The worker's decoded-state cache (parcels and units)."),
+    simulated_days: int = typer.Option(0, min=0, help="A month in minutes: send this many simulated days of orders."),
+    parcels_per_hour: int = typer.Option(6, min=1, help="With --simulated-days: parcels ordered per simulated hour."),
+    retention_days: float = typer.Option(5.0, help="With --simulated-days: the worker's PARCELSTREAM_RETENTION_DAYS."),
+    expire_days: float = typer.Option(10.0, help="With --simulated-days: the worker's PARCELSTREAM_EXPIRE_DAYS."),
+    unit_retention_days: float = typer.Option(3.0, help="With --simulated-days: PARCELSTREAM_UNIT_RETENTION_DAYS."),
 ) -> None:
     """Sustained simulator traffic through worker and projector; prints memory and lag over time."""
     redis_url = os.environ.get("PARCELSTREAM_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -209,6 +360,27 @@ def main(
                 broker = stack.enter_context(EmbeddedBroker())
                 bootstrap_servers = broker.bootstrap_servers
             log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="parcelstream-soak-")))
+            if simulated_days:
+                console.print(
+                    f"soak: {simulated_days} simulated days, {parcels_per_hour} parcels/h, at {rate:g} records/s"
+                )
+                retention = {
+                    "retention_days": str(retention_days),
+                    "expire_days": str(expire_days),
+                    "unit_retention_days": str(unit_retention_days),
+                }
+                month = run_month(
+                    bootstrap_servers,
+                    redis_url,
+                    log_dir,
+                    days=simulated_days,
+                    parcels_per_hour=parcels_per_hour,
+                    rate=rate,
+                    retention=retention,
+                    state_cache_size=state_cache_size,
+                )
+                console.print(month_table(month))
+                raise typer.Exit(0)
             console.print(f"soak: {minutes:g} min at {rate:g} records/s on {bootstrap_servers}; logs in {log_dir}")
             result = run_soak(
                 bootstrap_servers,

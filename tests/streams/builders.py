@@ -7,10 +7,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.core.apply import apply_due, apply_erasure, apply_scan
 from streams.core.clock import EventClock
 from streams.core.consolidation import Unit, apply_manifest, apply_unit_scan
-from streams.core.parcel import Parcel, apply_scan
-from streams.core.rules import SlaRules
+from streams.core.parcel import JSON_ENTRIES, EntryCodec, Parcel, erased_key
+from streams.core.rules import Retention, SlaRules
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 HOUR = 3_600_000
@@ -99,8 +100,9 @@ class Pipeline:
     """The worker's routing in memory: unit scans and manifests go through consolidation, whose
     fan-out is processed next (as through ``scans-fanout``); parcel scans go to ``apply_scan`` with
     the event clock's now (wall time fixed, so now = the latest event time seen). Outputs first
-    produced go to ``status_updates`` / ``sla_events``; those a duplicate input replays (the shell
-    publishes them again) go to ``resent_updates`` / ``resent_sla_events``."""
+    produced go to ``status_updates`` / ``sla_events`` and to the ``outbox`` (the worker's record
+    of its last batch, emptied by ``flush``: the broker acknowledged them); those a restarted
+    worker publishes again from the outbox go to ``resent_updates`` / ``resent_sla_events``."""
 
     rules: SlaRules = field(default_factory=SlaRules)
     parcels: dict[str, Parcel] = field(default_factory=dict)
@@ -110,6 +112,14 @@ class Pipeline:
     resent_updates: list[dict[str, Any]] = field(default_factory=list)
     resent_sla_events: list[dict[str, Any]] = field(default_factory=list)
     clock: EventClock = field(default_factory=lambda: EventClock(speed=1.0))
+    outbox: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: How parcels encode their history entries (the worker's: ``streams.worker.serde.AvroEntryCodec``).
+    codec: EntryCodec = JSON_ENTRIES
+    retention: Retention = field(default_factory=Retention)
+    #: Markers of erased parcels (``erased_key``): their scans are refused, as the worker does.
+    erased: set[str] = field(default_factory=set)
+    #: Scans refused (reason code, event id): archived or erased parcels.
+    refused: list[tuple[str, str]] = field(default_factory=list)
 
     def feed(self, kind: str, value: dict[str, Any]) -> None:
         queue: deque[tuple[str, dict[str, Any]]] = deque([(kind, value)])
@@ -119,15 +129,26 @@ class Pipeline:
                 unit, fan_out = apply_manifest(self.units.get(value["handling_unit"]), value)
                 self.units[unit.handling_unit] = unit
                 queue.extend(("scan", copy) for copy in fan_out)
+            elif value.get("tracking_number") and erased_key(value["tracking_number"]) in self.erased:
+                self.refused.append(("parcel_erased", value["event_id"]))
             elif value.get("tracking_number"):
                 self.clock.observe(value["event_time_ms"], 0)
+                parcel = self.parcels.get(value["tracking_number"])
+                if parcel is not None and parcel.archived_at_ms is not None:
+                    self.refused.append(("parcel_archived", value["event_id"]))
+                    continue
                 outcome = apply_scan(
-                    self.parcels.get(value["tracking_number"]), value, self.rules, self.clock.now_ms(0)
+                    self.parcels.get(value["tracking_number"]),
+                    value,
+                    self.rules,
+                    self.clock.now_ms(0),
+                    codec=self.codec,
                 )
                 self.parcels[outcome.parcel.tracking_number] = outcome.parcel
-                fresh = not outcome.duplicate
-                (self.status_updates if fresh else self.resent_updates).extend(outcome.status_updates)
-                (self.sla_events if fresh else self.resent_sla_events).extend(outcome.sla_events)
+                self.status_updates.extend(outcome.status_updates)
+                self.sla_events.extend(outcome.sla_events)
+                self.outbox.extend(("update", update) for update in outcome.status_updates)
+                self.outbox.extend(("sla", event) for event in outcome.sla_events)
             else:
                 unit, fan_out = apply_unit_scan(self.units.get(value["handling_unit"]), value)
                 self.units[unit.handling_unit] = unit
@@ -137,10 +158,37 @@ class Pipeline:
         """(status updates, SLA events) as published: first emissions and re-sends."""
         return self.status_updates + self.resent_updates, self.sla_events + self.resent_sla_events
 
+    def expire(self, now_ms: int) -> None:
+        """The worker's timer at event time ``now_ms`` for every parcel: expiry, archiving, marker end."""
+        for number, parcel in list(self.parcels.items()):
+            outcome = apply_due(parcel, self.rules, self.retention, now_ms)
+            if outcome.gone:
+                del self.parcels[number]
+            else:
+                self.parcels[number] = outcome.parcel
+                self.status_updates.extend(outcome.status_updates)
+                self.sla_events.extend(outcome.sla_events)
+
+    def erase(self, tracking_number: str) -> None:
+        """A ParcelCommand ``erase``: the parcel goes, a marker under a hash refuses its scans."""
+        apply_erasure(self.parcels.pop(tracking_number, None), tracking_number)
+        self.erased.add(erased_key(tracking_number))
+
+    def flush(self) -> None:
+        """The outputs so far reached the broker: the next batch's outbox replaces the record."""
+        self.outbox.clear()
+
     def restored(self) -> Pipeline:
-        """A new pipeline on this one's stored state (the tables after a restart), with a new clock."""
-        return Pipeline(
+        """A new pipeline on this one's stored state (the tables after a restart), with a new clock;
+        it publishes the outbox again, as the worker does after an assignment."""
+        restarted = Pipeline(
             rules=self.rules,
-            parcels={key: Parcel.from_dict(parcel.to_dict()) for key, parcel in self.parcels.items()},
+            codec=self.codec,
+            retention=self.retention,
+            erased=set(self.erased),
+            parcels={key: parcel.copy() for key, parcel in self.parcels.items()},
             units={key: Unit.from_dict(unit.to_dict()) for key, unit in self.units.items()},
         )
+        restarted.resent_updates = [value for kind, value in self.outbox if kind == "update"]
+        restarted.resent_sla_events = [value for kind, value in self.outbox if kind == "sla"]
+        return restarted

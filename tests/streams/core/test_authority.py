@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.core.parcel import apply_scan
+from streams.core.apply import apply_scan
 from streams.core.rules import SlaRules
 from streams.core.taxonomy import InvalidScanError
 from tests.streams.builders import HOUR, T0, scan, shipment

@@ -175,3 +175,15 @@ def test_misaddressed_input_is_refused(call: Any, reason_code: str) -> None:
     with pytest.raises(InvalidScanError) as error:
         call()
     assert error.value.reason_code == reason_code
+
+
+def test_a_manifest_past_the_most_members_a_unit_keeps_is_refused_whole() -> None:
+    unit, _ = apply_manifest(None, manifest("m1", "BAG-1", ["P1", "P2", "P3"]), max_members=4)
+    before = unit.to_dict()
+    with pytest.raises(InvalidScanError) as error:
+        apply_manifest(unit, manifest("m2", "BAG-1", ["P3", "P4", "P5"]), max_members=4)
+    assert error.value.reason_code == "unit_too_large"
+    assert unit.to_dict() == before
+    # Members already in the unit do not count twice: a manifest repeating them fits.
+    unit, _ = apply_manifest(unit, manifest("m3", "BAG-1", ["P1", "P2", "P4"], action="remove"), max_members=4)
+    assert set(unit.membership) == {"P1", "P2", "P3", "P4"}

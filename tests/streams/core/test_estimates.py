@@ -5,8 +5,9 @@ from typing import Any
 
 import pytest
 
+from streams.core.apply import apply_scan
 from streams.core.estimates import DeliveryEstimates, EstimateConfig, backoff_keys, estimate_key, estimate_keys
-from streams.core.parcel import REMAINING_SHARE, Parcel, apply_scan
+from streams.core.parcel import REMAINING_SHARE, Parcel
 from streams.core.rules import SlaRules
 from tests.streams.builders import DAY, HOUR, T0, location, scan, shipment
 

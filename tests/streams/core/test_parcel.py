@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 
 from schemas.codec import default_codec
-from streams.core.parcel import MAX_RECORDED_INPUTS, Outcome, Parcel, apply_scan, apply_sla_due, update_id
+from streams.core.apply import Outcome, apply_scan, apply_sla_due
+from streams.core.parcel import History, Parcel, update_id
 from streams.core.rules import SlaRules
 from streams.core.taxonomy import InvalidScanError, UnknownScanCode
 from tests.streams.builders import DAY, HOUR, T0, TN, location, scan, shipment
@@ -55,16 +56,22 @@ def test_history_is_in_event_time_order_whatever_the_arrival_order_ties_by_event
     assert [h["event_id"] for h in parcel.to_record()["history"]] == ["a", "b1", "b2", "c"]
 
 
-def test_the_same_event_id_twice_changes_nothing_and_replays_what_it_published() -> None:
+def test_the_same_event_id_twice_changes_nothing_and_publishes_nothing() -> None:
     first = scan("HUB_RECEIVED", T0, "e1", where=LGG)
     parcel, (applied,) = run(first)
     assert applied.status_updates
     before = parcel.to_dict()
     again = dict(first, code="HUB_SORTED", event_time_ms=T0 + HOUR)  # a replay, even with other content
     outcome = apply_scan(parcel, again, RULES, T0 + HOUR)
-    assert outcome.duplicate and outcome.replayed and not outcome.changed
-    assert outcome.status_updates == applied.status_updates and outcome.sla_events == applied.sla_events
+    assert outcome.duplicate and not outcome.changed
+    assert outcome.status_updates == [] and outcome.sla_events == []
     assert parcel.to_dict() == before
+
+
+def test_an_event_id_that_only_appears_inside_another_entry_is_not_a_duplicate() -> None:
+    parcel, _ = run(dict(scan("HUB_RECEIVED", T0, "e1"), reason="see e2"))
+    outcome = apply_scan(parcel, dict(scan("HUB_SORTED", T0 + HOUR, "e2")), RULES, T0 + HOUR)
+    assert outcome.changed and not outcome.duplicate
 
 
 def test_a_late_older_event_fills_history_but_never_moves_the_status_backwards() -> None:
@@ -253,14 +260,20 @@ def test_unknown_code_raises_unknown_scan_code() -> None:
         apply_scan(None, scan("BOGUS", T0), RULES, T0)
 
 
-def test_table_value_round_trips_through_json_and_processing_continues_the_same() -> None:
+def restore(parcel: Parcel) -> Parcel:
+    """The parcel as stored and read back: JSON fields, history bytes."""
+    history = History(parcel.history.codec, bytes(parcel.history.blob), list(parcel.history.sizes))
+    return Parcel.from_dict(json.loads(json.dumps(parcel.to_dict())), history)
+
+
+def test_stored_fields_round_trip_through_json_and_processing_continues_the_same() -> None:
     journey = [
         scan("ORDER_CREATED", T0, with_shipment=shipment()),
         scan("LINEHAUL_ARRIVED", T0 + 3 * DAY, where=LGG),
         scan("IMPORT_CUSTOMS_HELD", T0 + 3 * DAY + HOUR),
     ]
     parcel, _ = run(*journey)
-    restored = Parcel.from_dict(json.loads(json.dumps(parcel.to_dict())))
+    restored = restore(parcel)
     assert restored == parcel
     assert restored.to_record() == parcel.to_record()
     late = scan("LINEHAUL_DEPARTED", T0 + DAY, where=HGH)
@@ -272,45 +285,68 @@ def test_table_value_round_trips_through_json_and_processing_continues_the_same(
     assert apply_scan(restored, late, RULES, T0 + 5 * DAY).duplicate
 
 
-def test_a_replayed_scan_returns_exactly_what_it_published_even_after_later_scans_and_a_restore() -> None:
-    journey = [
+def test_history_entries_are_encoded_once_and_appended() -> None:
+    encoded: list[str] = []
+
+    class CountingCodec(type(History().codec)):  # type: ignore[misc]
+        def encode(self, entry: dict[str, Any]) -> bytes:
+            encoded.append(entry["event_id"])
+            return super().encode(entry)
+
+    parcel = None
+    for n in range(30):
+        parcel = apply_scan(parcel, scan("HUB_SORTED", T0 + n * HOUR, f"e{n}"), RULES, T0, codec=CountingCodec()).parcel
+    assert encoded == [f"e{n}" for n in range(30)]  # never an old entry again
+    assert parcel is not None and parcel.history.memo is None
+    parcel.history.memo = "kept prefix"
+    apply_scan(parcel, scan("HUB_SORTED", T0 + 40 * HOUR, "e40"), RULES, T0)
+    assert parcel.history.memo == "kept prefix"  # appending keeps the stored prefix
+    apply_scan(parcel, scan("HUB_SORTED", T0 + HOUR // 2, "late"), RULES, T0)
+    assert parcel.history.memo is None  # an insertion changes it
+    assert [h["event_id"] for h in parcel.to_record()["history"]][:3] == ["e0", "late", "e1"]
+
+
+def test_stored_fields_hold_no_history_and_only_the_codes_the_rules_read() -> None:
+    parcel, _ = run(
         scan("ORDER_CREATED", T0, with_shipment=shipment()),
+        scan("ORIGIN_RECEIVED", T0 + HOUR, where=HGH),
         scan("LINEHAUL_DEPARTED", T0 + DAY, where=HGH),
         scan("LINEHAUL_ARRIVED", T0 + 2 * DAY, where=LGG),
-    ]
-    parcel, outcomes = run(*journey)
-    # Later scans change the route, the estimate and the sequence a recomputation would give.
-    parcel, _ = run(scan("IMPORT_CUSTOMS_HELD", T0 + 5 * DAY), scan("ORIGIN_RECEIVED", T0 + HOUR), parcel=parcel)
-    restored = Parcel.from_dict(json.loads(json.dumps(parcel.to_dict())))
-    for event, first in zip(journey, outcomes, strict=True):
-        replayed = apply_scan(restored, event, RULES, T0 + 9 * DAY)
-        assert replayed.duplicate and replayed.replayed and not replayed.changed
-        assert (replayed.status_updates, replayed.sla_events) == (first.status_updates, first.sla_events)
-    assert restored.to_dict() == parcel.to_dict()
+        scan("HUB_SORTED", T0 + 3 * DAY, where=LGG),
+    )
+    stored = parcel.to_dict()
+    assert "history" not in stored
+    assert set(stored["first"]) == {"LINEHAUL_ARRIVED"}
+    assert set(stored["route"]) == {"LINEHAUL_DEPARTED", "LINEHAUL_ARRIVED"}
+    assert len(json.dumps(stored, separators=(",", ":"))) < 1200  # 45-character test event ids
 
 
-def test_the_record_keeps_the_last_inputs_only_and_older_duplicates_replay_nothing() -> None:
-    scans = [scan("HUB_SORTED" if n % 2 else "HUB_MISSORTED", T0 + n * HOUR, f"e{n}") for n in range(40)]
-    parcel, outcomes = run(*scans)
-    assert list(parcel.recorded) == [f"e{n}" for n in range(40 - MAX_RECORDED_INPUTS, 40)]
-    oldest = apply_scan(parcel, scans[0], RULES, T0 + 50 * HOUR)
-    assert oldest.duplicate and not oldest.replayed and oldest.status_updates == []
-    newest = apply_scan(parcel, scans[-1], RULES, T0 + 50 * HOUR)
-    assert newest.replayed and newest.status_updates == outcomes[-1].status_updates != []
-    assert len(parcel.recorded) == MAX_RECORDED_INPUTS
-
-
-def test_an_sla_due_tick_replays_its_events_and_a_tick_with_nothing_is_not_recorded() -> None:
+def test_version_counts_every_stored_change_sla_changes_included() -> None:
     parcel, _ = run(scan("ORDER_CREATED", T0, with_shipment=shipment()), scan("HUB_SORTED", T0 + HOUR))
-    early = apply_sla_due(parcel, str(T0 + 2 * HOUR), RULES, T0 + 2 * HOUR)
-    assert not early.changed and early.sla_events == [] and "sla-due:" + str(T0 + 2 * HOUR) not in parcel.recorded
-    tick = str(T0 + 90 * HOUR)
-    first = apply_sla_due(parcel, tick, RULES, T0 + 90 * HOUR)
+    assert parcel.version == 2
+    early = apply_sla_due(parcel, RULES, T0 + 2 * HOUR)
+    assert not early.changed and early.sla_events == [] and parcel.version == 2
+    first = apply_sla_due(parcel, RULES, T0 + 90 * HOUR)
     assert first.changed and not first.duplicate
     assert {(e["rule"], e["kind"]) for e in first.sla_events} >= {("silence", "breach")}
+    assert parcel.version == 3 and parcel.to_record()["version"] == 3
     before = parcel.to_dict()
-    # The same tick again, even evaluated later: the same events, nothing changed.
-    again = apply_sla_due(parcel, tick, RULES, T0 + 200 * HOUR)
-    assert again.duplicate and again.replayed and not again.changed
-    assert again.sla_events == first.sla_events and again.status_updates == []
+    # The same tick again, even evaluated later: nothing new, nothing changed.
+    again = apply_sla_due(parcel, RULES, T0 + 90 * HOUR)
+    assert not again.changed and again.sla_events == [] and again.status_updates == []
     assert parcel.to_dict() == before
+    assert apply_scan(parcel, scan("HUB_SORTED", T0 + HOUR), RULES, T0).duplicate and parcel.version == 3
+
+
+def test_past_the_most_scans_a_parcel_keeps_a_scan_is_refused_and_the_parcel_keeps_working() -> None:
+    parcel = None
+    for n in range(5):
+        parcel = apply_scan(parcel, scan("HUB_SORTED", T0 + n * HOUR, f"e{n}"), RULES, T0, max_scans=5).parcel
+    assert parcel is not None
+    before = parcel.to_dict()
+    with pytest.raises(InvalidScanError) as error:
+        apply_scan(parcel, scan("DELIVERED", T0 + DAY, "late"), RULES, T0, max_scans=5)
+    assert error.value.reason_code == "too_many_scans"
+    assert parcel.to_dict() == before and len(parcel.history) == 5
+    assert apply_scan(parcel, scan("HUB_SORTED", T0, "e0"), RULES, T0, max_scans=5).duplicate
+    assert apply_sla_due(parcel, RULES, T0 + 90 * DAY).changed  # its SLA rules still run

@@ -7,7 +7,8 @@ from pydantic import ValidationError
 
 from schemas.codec import default_codec
 from schemas.sla import SLA_RULES
-from streams.core.parcel import Parcel, apply_scan
+from streams.core.apply import apply_scan
+from streams.core.parcel import Parcel
 from streams.core.rules import DAY_MS, HOUR_MS, SlaRules
 from streams.core.sla import evaluate, next_deadline_ms, sla_event_id
 from streams.settings import SlaSettings

@@ -6,7 +6,8 @@ import json
 import random
 from typing import Any
 
-from streams.core.parcel import Parcel, apply_scan
+from streams.core.apply import apply_scan
+from streams.core.parcel import Parcel
 from streams.core.rules import SlaRules
 from streams.core.stages import STAGE_OF_MILESTONE, STAGES, StageProgress, advance, stays
 from streams.core.taxonomy import MILESTONES
@@ -65,7 +66,7 @@ class Observed:
     def restart(self) -> Observed:
         """The stored parcel as the worker keeps it (JSON) and loads it again."""
         assert self.parcel is not None
-        self.parcel = Parcel.from_dict(json.loads(json.dumps(self.parcel.to_dict())))
+        self.parcel = Parcel.from_dict(json.loads(json.dumps(self.parcel.to_dict())), self.parcel.history.copy())
         return self
 
 
@@ -137,7 +138,7 @@ def test_any_arrival_order_never_counts_a_stage_more_often_than_in_order() -> No
         assert all(seconds >= 0 for _, seconds in observed.dwell)
         # The cheap appended step and the full fold agree on the open stay.
         assert observed.parcel is not None
-        last = stays(observed.parcel.history)[0][-1]
+        last = stays(observed.parcel.history.entries())[0][-1]
         assert (observed.parcel.stages.stage, observed.parcel.stages.entered_ms) == (
             last.stage,
             last.entered_ms if last.stage else None,
@@ -149,7 +150,7 @@ def test_each_prefix_of_an_in_order_journey_has_the_open_stay_of_the_full_fold()
     for event in journey_scans():
         observed.apply(event)
         assert observed.parcel is not None
-        last = stays(observed.parcel.history)[0][-1]
+        last = stays(observed.parcel.history.entries())[0][-1]
         assert observed.parcel.stages.stage == last.stage
 
 

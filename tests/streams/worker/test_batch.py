@@ -7,7 +7,6 @@ import random
 from collections import deque
 from typing import Any
 
-import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
@@ -16,7 +15,8 @@ from schemas.codec import default_codec
 from schemas.topics import TopicNames
 from streams.core.clock import EventClock
 from streams.core.rules import SlaRules
-from streams.worker.processor import Output, Processor, SourceMessage, WarmCache
+from streams.worker.processor import Output, Processor, SourceMessage, WarmCache, loads, read_outbox
+from streams.worker.serde import decode_parcel
 from tests.streams.builders import HOUR, T0, scan, shipment
 from tests.streams.core.test_properties import Journey, journeys
 
@@ -76,10 +76,15 @@ def run(messages: list[SourceMessage], batch_sizes: random.Random | None) -> tup
         batch.write_state(parcels, units)
         batch.state.keep_warm()
     tables = {
-        "parcels": {k: orjson.loads(v) for k, v in parcels.items()},
-        "units": {k: orjson.loads(v) for k, v in units.items()},
+        "parcels": {k: stored_record(v) for k, v in parcels.items()},
+        "units": {k: loads(v) for k, v in units.items()},
     }
     return tables, outputs
+
+
+def stored_record(value: bytes) -> dict[str, Any]:
+    """A stored parcel as its ParcelState dict (history decoded)."""
+    return decode_parcel(value, Processor(TOPICS, SlaRules(), EventClock(1.0)).entries).to_record()
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -113,18 +118,17 @@ def test_a_batch_decodes_and_stores_each_key_once_and_publishes_its_latest_state
     outputs = batch.outputs()
     states = decoded(outputs, TOPICS.parcel_state)
     assert [state["last_event_id"] for state in states] == ["e2"]
-    # The duplicate re-sends what e2 produced (the same record: consumers de-duplicate by update id).
-    updates = [output.value for output in outputs if output.topic == TOPICS.status_updates]
-    assert [update["status"] for update in decoded(outputs, TOPICS.status_updates)] == [
-        "InfoReceived",
-        "InTransit",
-        "InTransit",
-    ]
-    assert updates[1] == updates[2]
+    # The duplicate publishes nothing: what e2 produced is in the batch's outbox.
+    updates = [output for output in outputs if output.topic == TOPICS.status_updates]
+    assert [update["status"] for update in decoded(outputs, TOPICS.status_updates)] == ["InfoReceived", "InTransit"]
     assert parcels.writes == 0  # the caller stores the batch's state (then publishes its outputs)
-    assert batch.write_state(parcels, units) == 1
+    outbox: dict[str, bytes] = {}
+    assert batch.write_state(parcels, units, outbox) == 2  # the parcel and the outbox of its partition
     assert parcels.writes == 1
-    assert [entry["event_id"] for entry in orjson.loads(parcels[TN])["history"]] == ["e1", "e2"]
+    kept = [output for key in sorted(outbox) for output in read_outbox(outbox, key)]
+    assert [(t, k, v) for t, k, v in kept if t == TOPICS.status_updates] == [(o.topic, o.key, o.value) for o in updates]
+    assert (TOPICS.parcel_state, TN.encode(), b"") in kept  # its current state is published again
+    assert [entry["event_id"] for entry in stored_record(parcels[TN])["history"]] == ["e1", "e2"]
     [(tracking_number, deadline)] = batch.deadlines()
     assert tracking_number == TN and deadline is not None
 
@@ -151,9 +155,9 @@ def test_a_message_that_fails_half_way_is_undone_and_dead_lettered_and_the_batch
     [dead_letter] = decoded(outputs, TOPICS.dead_letters)
     assert dead_letter["reason_code"] == "processing_error" and dead_letter["source_offset"] == 1
     batch.write_state(parcels, {})
-    stored = orjson.loads(parcels[TN])
+    stored = stored_record(parcels[TN])
     assert [entry["event_id"] for entry in stored["history"]] == ["e1", "e2"]
-    assert stored["shipment"] is None
+    assert stored["service_level"] is None
     assert [state["version"] for state in decoded(outputs, TOPICS.parcel_state)] == [2]
 
 
@@ -171,8 +175,8 @@ def test_a_failure_on_the_first_change_of_a_key_leaves_its_stored_value() -> Non
     second.add(encoded("scan", scan("ORIGIN_SORTED", T0 + HOUR, "e2"), 2), T0)
     second.write_state(parcels, {})
 
-    assert [entry["event_id"] for entry in orjson.loads(parcels[TN])["history"]] == ["e1", "e2"]
-    assert orjson.loads(stored)["history"][0]["event_id"] == "e1"
+    assert [entry["event_id"] for entry in stored_record(parcels[TN])["history"]] == ["e1", "e2"]
+    assert stored_record(stored)["history"][0]["event_id"] == "e1"
 
 
 class CountingReads(dict[str, bytes]):
@@ -201,14 +205,14 @@ def test_a_warm_cache_spares_the_table_reads_of_the_next_batches_until_it_is_cle
     second.write_state(parcels, {})
     second.state.keep_warm()
     assert parcels.reads == reads
-    assert [entry["event_id"] for entry in orjson.loads(parcels[TN])["history"]] == ["e1", "e2"]
+    assert [entry["event_id"] for entry in stored_record(parcels[TN])["history"]] == ["e1", "e2"]
 
     warm.clear()  # a rebalance
     third = processor.batch(parcels, {}, warm)
     third.add(encoded("scan", scan("ORIGIN_SORTED", T0 + 2 * HOUR, "e3"), 2), T0)
     assert parcels.reads == reads + 1
     third.write_state(parcels, {})
-    assert [entry["event_id"] for entry in orjson.loads(parcels[TN])["history"]] == ["e1", "e2", "e3"]
+    assert [entry["event_id"] for entry in stored_record(parcels[TN])["history"]] == ["e1", "e2", "e3"]
 
 
 def test_a_batch_begun_before_a_clear_keeps_nothing_and_a_failed_message_leaves_no_half_changed_object() -> None:
@@ -234,7 +238,7 @@ def test_a_batch_begun_before_a_clear_keeps_nothing_and_a_failed_message_leaves_
     assert len(warm) == 0  # the kept parcel was the one the failed message half changed
     failing.add(encoded("scan", scan("HUB_RECEIVED", T0 + 2 * HOUR, "e3"), 3), T0)
     failing.write_state(parcels, {})
-    assert [entry["event_id"] for entry in orjson.loads(parcels[TN])["history"]] == ["e1", "e2", "e3"]
+    assert [entry["event_id"] for entry in stored_record(parcels[TN])["history"]] == ["e1", "e2", "e3"]
 
 
 def test_the_warm_cache_keeps_at_most_its_size_dropping_the_oldest() -> None:

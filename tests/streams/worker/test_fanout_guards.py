@@ -123,7 +123,8 @@ def test_hop_count_nesting_of_container_uld_bag_parcel_reaches_the_parcel() -> N
     )
     assert loop.run([loop.unit_scan("CONT1", "dep-1")]) == 4  # 3 hops, then nothing
     assert loop.reasons() == []
-    assert b"dep-1" in loop.parcels["LP00000001CN"]
+    history = loop.processor.stored_record(loop.parcels["LP00000001CN"])["history"]
+    assert "dep-1" in [entry["event_id"] for entry in history]
 
 
 def test_hop_count_beyond_the_maximum_depth_is_dead_lettered() -> None:

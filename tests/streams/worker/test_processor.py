@@ -6,7 +6,6 @@ import logging
 import struct
 from typing import Any
 
-import orjson
 import pytest
 from prometheus_client import REGISTRY
 
@@ -14,8 +13,17 @@ from schemas.codec import default_codec
 from schemas.topics import TopicNames
 from streams.core.clock import EventClock
 from streams.core.rules import SlaRules
-from streams.worker.processor import Output, Processor, Result, SourceMessage
-from tests.streams.builders import HOUR, T0, manifest, scan, shipment
+from streams.worker.processor import (
+    MAX_VALUE_BYTES,
+    Output,
+    Processor,
+    Result,
+    SourceMessage,
+    outbox_values,
+    read_outbox,
+)
+from streams.worker.serde import decode_parcel
+from tests.streams.builders import DAY, HOUR, T0, manifest, scan, shipment
 
 TOPICS = TopicNames("unit")
 CODEC = default_codec()
@@ -42,10 +50,11 @@ class Tables:
     def __init__(self) -> None:
         self.parcels: dict[str, bytes] = {}
         self.units: dict[str, bytes] = {}
+        self.outbox: dict[str, bytes] = {}
 
     def run(self, processor: Processor, source: SourceMessage, wall_ms: int = T0) -> Result:
         result = processor.handle(source, self.parcels, self.units, wall_ms)
-        result.write_state(self.parcels, self.units)
+        result.write_state(self.parcels, self.units, self.outbox)
         return result
 
 
@@ -58,18 +67,30 @@ def test_a_parcel_scan_publishes_state_and_status_update_and_stores_the_parcel()
     assert [state["status"] for state in states] == ["InfoReceived"]
     assert [update["status"] for update in updates] == ["InfoReceived"]
     assert all(output.key == b"LP00123456789CN" for output in result.outputs)
-    stored = orjson.loads(tables.parcels["LP00123456789CN"])
+    stored = processor.stored_record(tables.parcels["LP00123456789CN"])
     assert stored["history"][0]["event_id"] == "e1"
     assert result.deadline is not None and result.deadline[1] is not None
 
 
-def test_the_same_scan_again_re_sends_the_same_records_and_stores_nothing() -> None:
+def test_the_same_scan_again_publishes_nothing_and_the_outbox_keeps_what_the_first_published() -> None:
     processor, tables = make_processor(), Tables()
     record = scan("ORIGIN_RECEIVED", T0, "e1")
     first = tables.run(processor, scan_message(record, offset=0))
-    second = tables.run(processor, scan_message(record, offset=1), wall_ms=T0 + 10**9)  # even on a later clock
-    assert first.outputs and second.outputs == first.outputs
-    assert second.parcel_state is None
+    kept = read_outbox(tables.outbox, "0")
+    second = processor.handle(scan_message(record, offset=1), tables.parcels, tables.units, T0 + 10**9)
+    assert first.outputs and second.outputs == [] and second.parcel_state is None
+    # A restarted worker publishes the outbox again: the update as it was, the state as it is now.
+    (update,) = [o for o in first.outputs if o.topic == TOPICS.status_updates]
+    assert kept == [(TOPICS.status_updates, update.key, update.value), (TOPICS.parcel_state, update.key, b"")]
+
+
+def test_an_outbox_larger_than_a_record_is_split_and_read_back_whole() -> None:
+    outputs = [("t", f"k{n}".encode(), bytes(4000)) for n in range(600)]  # 2.4 MB
+    values = dict(outbox_values("3", outputs))
+    assert set(values) == {"3", "3.1", "3.2"}
+    assert all(len(value) <= MAX_VALUE_BYTES for value in values.values())
+    assert read_outbox(values, "3") == outputs
+    assert read_outbox(values, "4") == []
 
 
 def test_a_duplicate_older_than_the_record_publishes_nothing() -> None:
@@ -239,9 +260,9 @@ def test_sla_events_are_counted_per_rule_kind_route_and_the_events_carrier() -> 
     assert (event["rule"], event["kind"], event["route"], event["carrier"]) == ("silence", "at_risk", None, carrier)
     assert _sla_events_counted(labels) == before + 1
     due.write_state(tables.parcels, tables.units)
-    # Re-sent on a replayed tick: published again, not counted again.
+    # A replayed tick publishes and counts nothing (the outbox re-sends it after a crash).
     again = processor.handle_sla_due(tracking_number, tables.parcels, 0, str(deadline))
-    assert decoded(again.outputs, TOPICS.sla_events) == [event]
+    assert decoded(again.outputs, TOPICS.sla_events) == []
     assert _sla_events_counted(labels) == before + 1
 
 
@@ -261,22 +282,25 @@ def test_a_route_of_free_text_counts_as_other_in_the_sla_metric() -> None:
     assert _sla_events_counted(labels) == before + 1
 
 
-def test_a_replayed_sla_due_tick_re_sends_its_events_and_the_parcel_state() -> None:
+def test_an_sla_change_fired_by_the_timer_publishes_a_newer_version_and_keeps_its_events_in_the_outbox() -> None:
     processor, tables = make_processor(speed=1.0), Tables()
     result = tables.run(processor, scan_message(scan("LINEHAUL_DEPARTED", T0, "e1")), wall_ms=0)
+    (scanned,) = decoded(result.outputs, TOPICS.parcel_state)
     tracking_number, deadline = result.deadline
     tick = str(deadline + HOUR)  # the timer's clock when it sent the parcel to sla-due
     due = processor.handle_sla_due(tracking_number, tables.parcels, 0, tick)
     events = decoded(due.outputs, TOPICS.sla_events)
     assert events and {event["observed_ms"] for event in events} == {deadline + HOUR}
-    due.write_state(tables.parcels, tables.units)
-    # Stored, then killed before publishing: the replayed tick, even on a later clock, re-sends them.
-    again = processor.handle_sla_due(tracking_number, tables.parcels, 10**9, tick)
-    assert [o for o in again.outputs if o.topic == TOPICS.sla_events] == [
-        o for o in due.outputs if o.topic == TOPICS.sla_events
+    (state,) = decoded(due.outputs, TOPICS.parcel_state)
+    assert state["version"] == scanned["version"] + 1 and state["open_sla"] == ["silence:at_risk"]
+    outbox: dict[str, bytes] = {}
+    due.write_state(tables.parcels, tables.units, outbox)
+    assert [(t, v) for t, _k, v in read_outbox(outbox, "None") if t == TOPICS.sla_events] == [
+        (o.topic, o.value) for o in due.outputs if o.topic == TOPICS.sla_events
     ]
-    assert decoded(again.outputs, TOPICS.parcel_state) == decoded(due.outputs, TOPICS.parcel_state)
-    assert again.parcel_state is None  # nothing to store
+    # The replayed tick, even on a later clock, changes and publishes nothing.
+    again = processor.handle_sla_due(tracking_number, tables.parcels, 10**9, tick)
+    assert again.outputs == [] and again.parcel_state is None
     assert due.deadline is not None and (due.deadline[1] is None or due.deadline[1] > deadline)
 
 
@@ -312,5 +336,134 @@ def test_stage_dwell_and_transit_are_observed_once_per_stay_with_bounded_labels(
 
     assert sample("parcelstream_stage_dwell_seconds_count", labels) == dwell_before + 1
     assert sample("parcelstream_transit_seconds_sum", transit_labels) == transit_before + 10 * 3600
-    stored = orjson.loads(tables.parcels["LP00123456789CN"])
-    assert stored["stages"] == [None, None, T0 + 10 * HOUR, True]
+    stored = decode_parcel(tables.parcels["LP00123456789CN"], processor.entries)
+    assert stored.stages.to_list() == [None, None, T0 + 10 * HOUR, True]
+
+
+def test_scans_past_the_bounds_of_a_parcel_or_a_unit_are_dead_lettered_and_the_rest_goes_on() -> None:
+    processor = Processor(TOPICS, SlaRules(), EventClock(1.0), max_scans=3, max_unit_members=2)
+    tables = Tables()
+    for n in range(3):
+        tables.run(processor, scan_message(scan("HUB_SORTED", T0 + n * HOUR, f"e{n}"), offset=n))
+    refused = tables.run(processor, scan_message(scan("HUB_DEPARTED", T0 + 5 * HOUR, "e5"), offset=3))
+    [dead_letter] = decoded(refused.outputs, TOPICS.dead_letters)
+    assert dead_letter["reason_code"] == "too_many_scans" and refused.parcel_state is None
+    assert len(processor.stored_record(tables.parcels["LP00123456789CN"])["history"]) == 3
+
+    big = manifest("m1", "BAG-9", ["LP000000001CN", "LP000000002CN", "LP000000003CN"])
+    refused = tables.run(processor, message(CODEC.encode("Manifest", big), b"BAG-9", TOPICS.manifests, 4))
+    [dead_letter] = decoded(refused.outputs, TOPICS.dead_letters)
+    assert dead_letter["reason_code"] == "unit_too_large" and "BAG-9" not in tables.units
+
+
+def test_a_unit_whose_stored_value_would_pass_a_broker_record_is_refused() -> None:
+    processor, tables = make_processor(), Tables()
+    long_reason = "x" * 12_000
+    outcomes = []
+    for n in range(120):  # 120 kept scans of 12 kB: over the record limit
+        unit_scan = dict(scan("HUB_SORTED", T0 + n, f"u{n}", tracking_number=None, handling_unit="ULD-1"))
+        unit_scan["reason"] = long_reason
+        outcomes.append(tables.run(processor, scan_message(unit_scan, offset=n)))
+    codes = [d["reason_code"] for result in outcomes for d in decoded(result.outputs, TOPICS.dead_letters)]
+    assert codes and set(codes) == {"unit_too_large"}
+    assert all(len(value) <= MAX_VALUE_BYTES for value in tables.units.values())
+
+
+def test_a_closed_parcel_is_archived_with_a_state_tombstone_then_deleted_from_its_table() -> None:
+    processor, tables = make_processor(), Tables()
+    number = "LP00123456789CN"
+    for offset, code in enumerate(("OUT_FOR_DELIVERY", "DELIVERED")):
+        result = tables.run(processor, scan_message(scan(code, T0 + offset * HOUR, f"e{offset}"), offset=offset))
+    archive_at = result.deadline[1]
+    assert archive_at == T0 + HOUR + 30 * 24 * HOUR
+
+    archived = processor.handle_sla_due(number, tables.parcels, 0, str(archive_at))
+    archived.write_state(tables.parcels, tables.units, tables.outbox)
+    assert [(o.topic, o.key, o.value) for o in archived.outputs] == [(TOPICS.parcel_state, number.encode(), None)]
+    assert (TOPICS.parcel_state, number.encode(), None) in read_outbox(tables.outbox, "None")
+    assert len(tables.parcels[number]) < 100  # the marker
+    late = tables.run(processor, scan_message(scan("HUB_SORTED", archive_at + HOUR, "late"), offset=5))
+    [dead_letter] = decoded(late.outputs, TOPICS.dead_letters)
+    assert dead_letter["reason_code"] == "parcel_archived"
+
+    gone_at = archived.deadline[1]
+    gone = processor.handle_sla_due(number, tables.parcels, 0, str(gone_at))
+    assert [(o.topic, o.value) for o in gone.outputs] == [(TOPICS.parcel_state, None)]
+    assert gone.deadline == (number, None)
+    batch = processor.batch(tables.parcels, tables.units)
+    batch.add_sla_due(number, 0, None, str(gone_at))
+    batch.write_state(tables.parcels, tables.units)
+    assert number not in tables.parcels
+
+
+def test_a_unit_is_deleted_when_its_retention_ends_unless_a_later_scan_moved_it() -> None:
+    processor, tables = make_processor(), Tables()
+    first = tables.run(
+        processor, scan_message(scan("LINEHAUL_DEPARTED", T0, "u1", tracking_number=None, handling_unit="AKE1"))
+    )
+    timer_key, due = first.deadline
+    assert timer_key == "unit:AKE1" and due == T0 + 7 * 24 * HOUR
+    tables.run(
+        processor,
+        scan_message(scan("LINEHAUL_ARRIVED", T0 + DAY, "u2", tracking_number=None, handling_unit="AKE1"), offset=1),
+    )
+    batch = processor.batch(tables.parcels, tables.units)
+    batch.add_sla_due("AKE1", 0, None, f"unit:{due}")  # the old timer: not yet
+    assert batch.deadlines() == [("unit:AKE1", T0 + DAY + 7 * 24 * HOUR)]
+    batch.write_state(tables.parcels, tables.units)
+    assert "AKE1" in tables.units
+    batch = processor.batch(tables.parcels, tables.units)
+    batch.add_sla_due("AKE1", 0, None, f"unit:{T0 + 8 * DAY}")
+    assert batch.deadlines() == [("unit:AKE1", None)]
+    batch.write_state(tables.parcels, tables.units)
+    assert "AKE1" not in tables.units
+
+
+def command_message(tracking_number: str, offset: int = 0, command_id: str = "c1") -> SourceMessage:
+    command = {
+        "command_id": command_id,
+        "tracking_number": tracking_number,
+        "action": "erase",
+        "reason": "ticket GDPR-1",
+        "requested_time_ms": T0,
+    }
+    return message(CODEC.encode("ParcelCommand", command), tracking_number.encode(), TOPICS.parcel_commands, offset)
+
+
+def test_an_erase_command_removes_the_parcel_publishes_a_tombstone_and_refuses_its_late_scans(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    processor, tables = make_processor(), Tables()
+    number = "LP00123456789CN"
+    tables.run(processor, scan_message(scan("ORDER_CREATED", T0, "e1", with_shipment=shipment())))
+    with caplog.at_level(logging.INFO, logger="parcelstream.audit"):
+        erased = tables.run(processor, command_message(number, offset=1))
+    assert [(o.topic, o.key, o.value) for o in erased.outputs] == [(TOPICS.parcel_state, number.encode(), None)]
+    assert number not in tables.parcels and (TOPICS.parcel_state, number.encode(), None) in read_outbox(
+        tables.outbox, "0"
+    )
+    assert not any(number in key or number.encode() in value for key, value in tables.parcels.items())
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "parcelstream.audit"]
+    assert "erased parcel erased:" in line and number not in line and "GDPR-1" in line
+
+    late = tables.run(processor, scan_message(scan("HUB_SORTED", T0 + HOUR, "e2"), offset=2))
+    [dead_letter] = decoded(late.outputs, TOPICS.dead_letters)
+    assert dead_letter["reason_code"] == "parcel_erased" and number not in tables.parcels
+    # Erasing again (a replayed command, or an absent parcel) publishes the tombstone again.
+    again = tables.run(processor, command_message(number, offset=3))
+    assert [(o.topic, o.value) for o in again.outputs] == [(TOPICS.parcel_state, None)]
+
+    # The marker goes after PARCELSTREAM_EXPIRE_DAYS (its timer names its partition, not the number).
+    batch = processor.batch(tables.parcels, tables.units)
+    batch.add(command_message(number, offset=4), T0)
+    deadlines = dict(batch.deadlines())
+    assert deadlines[number] is None
+    ((timer_key, due),) = [(key, due) for key, due in deadlines.items() if key.startswith("erased:0:")]
+    assert T0 + 60 * DAY <= due < T0 + 61 * DAY  # erased at the clock's now
+    marker_key = "erased:" + timer_key.split(":", 2)[2]
+    gone = processor.handle_sla_due(marker_key, tables.parcels, 0, str(due))
+    assert gone.outputs == []
+    batch = processor.batch(tables.parcels, tables.units)
+    batch.add_sla_due(marker_key, 0, 0, str(due))
+    batch.write_state(tables.parcels, tables.units)
+    assert tables.parcels == {} and batch.deadlines() == [(timer_key, None)]

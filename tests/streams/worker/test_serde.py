@@ -1,32 +1,144 @@
-"""The ParcelState encoder with cached history entries writes exactly what the codec writes."""
+"""The stored parcel's bytes: the ParcelState spliced from the stored history is exactly what the
+codec writes, the table value round-trips, and a stored history chunk is compressed only once."""
 
 from __future__ import annotations
 
 import random
+import statistics
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from producers.simulator import SimulationConfig, simulate
 from schemas.codec import default_codec
-from streams.worker.serde import ParcelStateEncoder
-from tests.streams.builders import Pipeline
+from streams.worker import serde
+from streams.worker.serde import (
+    CHUNK_ENTRIES,
+    AvroEntryCodec,
+    ParcelStateEncoder,
+    decode_parcel,
+    encode_parcel,
+    pack_outputs,
+    unpack_outputs,
+)
+from tests.streams.builders import HOUR, T0, Pipeline, scan
 from tests.streams.core.test_properties import Journey, journeys
 
 CODEC = default_codec()
+ENCODER = ParcelStateEncoder(CODEC)
+ENTRIES: AvroEntryCodec = ENCODER.entries
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(journey=journeys(), seed=st.randoms(use_true_random=False), max_entries=st.sampled_from([3, 1000]))
-def test_every_state_along_a_journey_encodes_as_the_codec_does(
-    journey: Journey, seed: random.Random, max_entries: int
+@given(journey=journeys(), seed=st.randoms(use_true_random=False))
+def test_every_state_along_a_journey_encodes_as_the_codec_does_and_round_trips_in_its_table(
+    journey: Journey, seed: random.Random
 ) -> None:
-    encoder = ParcelStateEncoder(CODEC, max_entries=max_entries)  # 3: the cache empties along the way
-    pipeline = Pipeline()
+    pipeline = Pipeline(codec=ENTRIES)
     messages = list(journey.messages)
-    seed.shuffle(messages)  # late events land inside the cached histories
+    seed.shuffle(messages)  # late events land inside the stored histories
     for kind, value in messages:
         pipeline.feed(kind, value)
-        for parcel in pipeline.parcels.values():
+        for number, parcel in pipeline.parcels.items():
             record = parcel.to_record()
-            assert encoder.encode(record) == CODEC.encode("ParcelState", record)
-            assert CODEC.decode(encoder.encode(record)).value == record
+            assert ENCODER.encode(parcel) == CODEC.encode("ParcelState", record)
+            assert CODEC.decode(ENCODER.encode(parcel)).value == record
+            stored = decode_parcel(encode_parcel(parcel), ENTRIES)
+            assert stored.to_dict() == parcel.to_dict() and stored.to_record() == record
+            pipeline.parcels[number] = stored  # go on from the stored value, as the worker does
+
+
+def test_a_full_chunk_of_the_history_is_compressed_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    compressed: list[int] = []
+    original = serde.compress_chunk
+
+    def counting(data: bytes) -> bytes:
+        compressed.append(len(data))
+        return original(data)
+
+    monkeypatch.setattr(serde, "compress_chunk", counting)
+    pipeline = Pipeline(codec=ENTRIES)
+    for n in range(3 * CHUNK_ENTRIES + 2):
+        pipeline.feed("scan", scan("HUB_SORTED", T0 + n * HOUR, f"e{n}"))
+        parcel = pipeline.parcels["LP00123456789CN"]
+        pipeline.parcels[parcel.tracking_number] = decode_parcel(encode_parcel(parcel), ENTRIES)
+    assert len(compressed) == 3  # each full chunk once, whatever the number of writes
+    pipeline.feed("scan", scan("HUB_SORTED", T0 + HOUR // 2, "late"))  # inserted: the chunks again
+    encode_parcel(pipeline.parcels["LP00123456789CN"])
+    assert len(compressed) == 6
+
+
+def test_a_typical_journey_is_stored_in_under_3_kb() -> None:
+    sim = simulate(SimulationConfig(seed=11, parcels=150))
+    pipeline = Pipeline(codec=ENTRIES)
+    for record in sim.records:
+        pipeline.feed(record.kind, record.value)
+    sizes = [len(encode_parcel(parcel)) for parcel in pipeline.parcels.values()]
+    entries = [len(parcel.history) for parcel in pipeline.parcels.values()]
+    assert statistics.mean(entries) > 15  # a whole journey, ~18 scans
+    assert statistics.mean(sizes) <= 3000, statistics.mean(sizes)
+
+
+def test_outputs_pack_and_unpack() -> None:
+    outputs = [("a", b"k", b"v"), ("b", None, b""), ("c", b"", b"\x00" * 300)]
+    assert unpack_outputs(pack_outputs(outputs)) == outputs
+    assert unpack_outputs(pack_outputs([])) == []
+
+
+def test_a_parcel_stored_as_json_by_earlier_versions_loads_and_goes_on() -> None:
+    pipeline = Pipeline(codec=ENTRIES)
+    journey = [
+        scan(
+            "ORDER_CREATED",
+            T0,
+            "o",
+            with_shipment={
+                "service_level": "express",
+                "flow": "import",
+                "origin_country": "CN",
+                "destination_country": "BE",
+                "destination_postcode": "4000",
+                "merchant": "shop-1",
+                "ordered_time_ms": T0,
+            },
+        ),
+        scan(
+            "LINEHAUL_DEPARTED",
+            T0 + HOUR,
+            "dep",
+            where={"code": "HGH", "kind": "airport", "country": "CN", "name": None},
+        ),
+        scan(
+            "LINEHAUL_ARRIVED",
+            T0 + 20 * HOUR,
+            "arr",
+            where={"code": "LGG", "kind": "airport", "country": "BE", "name": None},
+        ),
+        scan("HUB_SORTED", T0 + 22 * HOUR, "hub"),
+    ]
+    for event in journey:
+        pipeline.feed("scan", event)
+    parcel = pipeline.parcels["LP00123456789CN"]
+    history = parcel.to_record()["history"]
+    legacy = {  # the JSON table value of earlier versions, with the whole history and a replay record
+        "tracking_number": parcel.tracking_number,
+        "history": history,
+        "shipment": parcel.shipment,
+        "shipment_key": list(parcel.shipment_key or ()),
+        "first_seen": {
+            h["code"]: [h["event_time_ms"], h["event_id"], (h["location"] or {}).get("code")] for h in history
+        },
+        "current_index": len(history) - 1,
+        "run_counts": {f"{h['status']}|{h['sub_status']}": 1 for h in history},
+        "update_sequence": parcel.update_sequence,
+        "estimated_delivery": parcel.estimated_delivery,
+        "estimate_on_time": parcel.estimate_on_time,
+        "sla_emitted": [],
+        "sla_open": {},
+        "recorded": [["o", [], []]],
+        "stages": parcel.stages.to_list(),
+    }
+    loaded = decode_parcel(orjson.dumps(legacy), ENTRIES)
+    assert loaded.to_record() == parcel.to_record()
+    assert decode_parcel(encode_parcel(loaded), ENTRIES).to_dict() == loaded.to_dict()

@@ -176,6 +176,8 @@ def test_sla_breach_fires_without_a_further_scan(
         return "silence:breach" in states.latest_by_key().get("LPQUIET001CN", {}).get("open_sla", [])
 
     wait_for(breach_in_state, 30, "the breach in the parcel state", [worker])
+    # No scan came after the second: the timer's change is a newer version, which consumers apply.
+    assert states.latest_by_key()["LPQUIET001CN"]["version"] > 2
 
 
 def committed_offsets(bootstrap_servers: str, group_id: str, topic: str) -> int:

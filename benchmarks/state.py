@@ -1,0 +1,177 @@
+"""Cost of one scan and size of the stored parcel as a parcel's history grows.
+
+``python -m benchmarks.state`` builds parcels with 10, 30 and 100 history entries, then measures
+one more scan of each through the worker's batch path without Kafka (``Processor.batch``: decode
+the stored value, apply the scan, encode the table value and the ParcelState): *cold*, the parcel
+read from its table, and *warm*, kept decoded between batches (``WarmCache``). A compact state
+costs the same per scan whatever the length of the history (only bytes are copied). Prints a
+table and writes JSON (default ``benchmarks/results/state-<timestamp>.json``).
+
+``--recovery-parcels N`` (e.g. 100000) also stores N parcels (three scans each) and times what an
+assignment costs: rebuilding the timer heap from the ``timers`` table's values (what the worker
+does) against decoding every stored parcel to find its due time (what it did), and reports the
+process's RSS holding them (the memory store's share).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from schemas.codec import default_codec
+from schemas.topics import TopicNames
+from streams.core.clock import EventClock
+from streams.core.rules import SlaRules
+from streams.worker.deadlines import DeadlineHeap
+from streams.worker.processor import Processor, SourceMessage, WarmCache
+
+HOUR = 3_600_000
+T0 = 1_767_225_600_000
+CODES = ("HUB_SORTED", "HUB_MISSORTED")
+LOCATION = {"code": "LGG-HUB-1", "kind": "facility", "country": "BE", "name": "Liège hub"}
+
+
+def _scan(tracking_number: str, n: int) -> dict[str, Any]:
+    return {
+        "event_id": f"{tracking_number}-{n:04d}-5f0c2d1e-8a4b-4c3d-9e2f",
+        "tracking_number": tracking_number,
+        "handling_unit": None,
+        "source": "warehouse",
+        "code": CODES[n % 2],
+        "raw_code": CODES[n % 2].lower(),
+        "raw_format": "benchmark",
+        "carrier": "CK",
+        "event_time_ms": T0 + n * HOUR,
+        "utc_offset_minutes": 60,
+        "recorded_time_ms": T0 + n * HOUR,
+        "location": LOCATION,
+        "references": dict.fromkeys(("awb", "uld", "bag", "container", "flight_number", "train_id")),
+        "reason": None,
+        "shipment": None,
+    }
+
+
+def measure(history: int, parcels: int, *, warm: bool) -> dict[str, float]:
+    """µs per scan (median of the per-parcel times) for parcels that already have ``history`` entries."""
+    codec = default_codec()
+    topics = TopicNames("bench")
+    processor = Processor(topics, SlaRules(), EventClock(1.0), codec, max_scans=10_000)
+    table: dict[str, bytes] = {}
+    cache = WarmCache(parcels * 2) if warm else None
+    numbers = [f"LB{index:09d}BE" for index in range(parcels)]
+    offset = 0
+
+    def message(number: str, n: int) -> SourceMessage:
+        nonlocal offset
+        offset += 1
+        return SourceMessage(topics.scans, 0, offset, number.encode(), codec.encode("ScanEvent", _scan(number, n)))
+
+    for n in range(history):  # build the histories, one batch per step
+        batch = processor.batch(table, {}, cache)
+        for number in numbers:
+            batch.add(message(number, n), T0)
+        batch.outputs()
+        batch.write_state(table, {})
+        batch.state.keep_warm()
+    times = []
+    for number in numbers:  # one scan more per parcel, each its own batch, timed
+        source = message(number, history)
+        started = time.perf_counter()
+        batch = processor.batch(table, {}, cache)
+        batch.add(source, T0)
+        batch.outputs()
+        batch.write_state(table, {})
+        batch.state.keep_warm()
+        times.append(time.perf_counter() - started)
+    return {
+        "us_per_scan": round(statistics.median(times) * 1e6, 1),
+        "stored_bytes": round(statistics.mean(len(table[number]) for number in numbers), 1),
+    }
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def measure_recovery(parcels: int) -> dict[str, float]:
+    """Store ``parcels`` parcels of three scans, then time both ways of rebuilding the timer heap."""
+    codec = default_codec()
+    topics = TopicNames("bench")
+    processor = Processor(topics, SlaRules(), EventClock(1.0), codec)
+    table: dict[str, bytes] = {}
+    timers: dict[str, bytes] = {}
+    rss_before = rss_bytes()
+    offset = 0
+    numbers = [f"LR{index:09d}BE" for index in range(parcels)]
+    for start in range(0, parcels, 1000):
+        for n in range(3):
+            batch = processor.batch(table, {})
+            for number in numbers[start : start + 1000]:
+                offset += 1
+                value = codec.encode("ScanEvent", _scan(number, n))
+                batch.add(SourceMessage(topics.scans, 0, offset, number.encode(), value), T0)
+            batch.outputs()
+            batch.write_state(table, {})
+            for key, due in batch.deadlines():
+                if due is not None:
+                    timers[key] = str(due).encode()
+    stored_rss = rss_bytes() - rss_before
+    started = time.perf_counter()
+    DeadlineHeap().rebuild((key, int(value)) for key, value in timers.items())
+    from_timers = time.perf_counter() - started
+    started = time.perf_counter()
+    DeadlineHeap().rebuild((key, processor.deadline_of(value)) for key, value in table.items())
+    decoding_all = time.perf_counter() - started
+    return {
+        "parcels": parcels,
+        "rebuild_from_timers_s": round(from_timers, 3),
+        "rebuild_decoding_every_parcel_s": round(decoding_all, 3),
+        "stored_bytes_per_parcel": round(sum(map(len, table.values())) / parcels, 1),
+        "timer_bytes_per_parcel": round(sum(len(k) + len(v) for k, v in timers.items()) / parcels, 1),
+        "rss_growth_mb": round(stored_rss / 2**20, 1),
+    }
+
+
+def main(
+    parcels: Annotated[int, typer.Option(help="Parcels per history length.")] = 300,
+    recovery_parcels: Annotated[int, typer.Option(help="Also time a timer rebuild over this many parcels.")] = 0,
+    output: Annotated[Path | None, typer.Option(help="JSON result file.")] = None,
+) -> None:
+    rows = []
+    for history in (10, 30, 100):
+        cold, warm = measure(history, parcels, warm=False), measure(history, parcels, warm=True)
+        rows.append(
+            {
+                "history_entries": history,
+                "cold_us_per_scan": cold["us_per_scan"],
+                "warm_us_per_scan": warm["us_per_scan"],
+                "stored_bytes": cold["stored_bytes"],
+            }
+        )
+    print(f"{'history entries':>16} {'cold µs/scan':>13} {'warm µs/scan':>13} {'stored bytes':>13}")
+    for row in rows:
+        print(
+            f"{row['history_entries']:>16} {row['cold_us_per_scan']:>13.1f} {row['warm_us_per_scan']:>13.1f}"
+            f" {row['stored_bytes']:>13.0f}"
+        )
+    report: dict[str, Any] = {"parcels": parcels, "rows": rows}
+    if recovery_parcels:
+        report["recovery"] = measure_recovery(recovery_parcels)
+        print(json.dumps(report["recovery"], indent=2))
+    path = output or Path("benchmarks/results") / f"state-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
+    print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
