@@ -123,8 +123,14 @@ class AvroEntryCodec:
         named = registered.compiled["__named_schemas"]
         others = {name: schema for name, schema in named.items() if name != "parcelstream.HistoryEntry"}
         self.schema = fastavro.parse_schema(named["parcelstream.HistoryEntry"], named_schemas=others)
+        # A generated writer (schemas/avro_writer.py) where the schema allows; fastavro otherwise.
+        self._writer = compile_writer(self.schema, named)
 
     def encode(self, entry: dict[str, Any]) -> bytes:
+        if self._writer is not None:
+            written = bytearray()
+            self._writer(entry, written)
+            return bytes(written)
         buffer = io.BytesIO()
         fastavro.schemaless_writer(buffer, self.schema, entry)
         return buffer.getvalue()
