@@ -2,11 +2,12 @@
 
 - ``erase TN... --reason TEXT`` publishes one ``ParcelCommand`` (action ``erase``) per parcel on
   ``<prefix>.parcel-commands``, keyed by the tracking number, and waits for the broker's
-  acknowledgement. The stream processor that owns the parcel honours it (docs/streams.md,
-  "Erasure"): it survives restarts and works with any number of workers.
+  acknowledgement. The stream processor that owns the parcel honours it, and so does the notifier
+  (docs/streams.md, "Erasure"): it survives restarts and works with any number of workers.
 - ``show TN`` prints what is stored: the Redis read model (hash, index memberships), and the latest
   ``parcel-state`` value and the worker's table value read from Kafka (the key's partition, from the
-  beginning: a check before and after an erasure, not a hot path).
+  beginning: a check before and after an erasure, not a hot path), and what the notifier holds for it
+  (its tracking-number subscriptions, queued notifications, idempotency keys).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import typer
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from rich.console import Console
 
+from consumers.notifier.store import OutboxWriter, SubscriptionStore
 from consumers.read_model import Keys
 from schemas.codec import default_codec
 from schemas.kafka_clients import producer_config
@@ -111,7 +113,7 @@ def show(
     redis_url: str = typer.Option("redis://127.0.0.1:6379/0", envvar="PARCELSTREAM_REDIS_URL", help="Redis URL."),
     redis_prefix: str = typer.Option("parcelstream", envvar="PARCELSTREAM_REDIS_PREFIX", help="Read-model key prefix."),
 ) -> None:
-    """Print what the pipeline stores about a parcel (Redis, parcel-state, the worker's table)."""
+    """Print what the pipeline stores about a parcel (Redis, parcel-state, the worker's table, the notifier)."""
     report: dict[str, Any] = {"tracking_number": tracking_number}
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     keys = Keys(redis_prefix)
@@ -126,6 +128,14 @@ def show(
             ):
                 indexes.append(key)
     report["redis_indexes"] = sorted(indexes)
+    notifier_client = redis.Redis.from_url(redis_url)
+    try:
+        subscriptions = SubscriptionStore(notifier_client, redis_prefix).count_of("tracking_number", tracking_number)
+        report["notifier"] = {"subscriptions": subscriptions} | OutboxWriter(notifier_client, redis_prefix).holdings(
+            tracking_number
+        )
+    finally:
+        notifier_client.close()
     codec = default_codec()
     topics = TopicNames(topic_prefix)
     found, state = _latest(bootstrap_servers, topics.parcel_state, tracking_number.encode())

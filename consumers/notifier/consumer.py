@@ -1,8 +1,10 @@
-"""The Kafka side: StatusUpdates → notification jobs in the Redis outbox, then commit.
+"""The Kafka side: StatusUpdates → notification jobs in the Redis outbox, then commit; ParcelCommands
+(a customer's erasure, ``<prefix>.parcel-commands``) → the parcel's notifier data deleted.
 
 Offsets are committed by hand, only after every job of the batch is in the outbox (or the record is
 on the dead-letter topic). A crash before the commit replays the batch; the outbox's idempotency keys
-turn the replay into no-ops, so no update is lost and none is notified twice.
+turn the replay into no-ops, so no update is lost and none is notified twice. A replayed erasure
+finds nothing left to delete.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from consumers.notifier.model import jobs_for_update
 from consumers.notifier.store import OutboxWriter, SubscriptionStore
 from schemas.codec import Codec, DecodeError, default_codec
 from schemas.dead_letters import PROCESSING_ERROR, processing_error_reason
+from schemas.erasure import AUDIT_LOGGER, erased_key
 from schemas.kafka_clients import consumer_config
 
 log = logging.getLogger(__name__)
+audit = logging.getLogger(AUDIT_LOGGER)
 
 
 @dataclass
@@ -34,6 +38,7 @@ class ConsumerStats:
     enqueued: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
+    erasures: int = 0
 
 
 class UpdateConsumer:
@@ -50,8 +55,10 @@ class UpdateConsumer:
         codec: Codec | None = None,
         clock: Callable[[], float] = time.time,
         batch_size: int = 500,
+        commands_topic: str | None = None,
     ) -> None:
         self.topic = topic
+        self.commands_topic = commands_topic
         self.subscriptions = subscriptions
         self.outbox = outbox
         self.dead_letters = dead_letters
@@ -63,6 +70,9 @@ class UpdateConsumer:
 
     def handle(self, message: Message) -> None:
         """Turn one record into outbox jobs, or a dead letter when it is not a StatusUpdate."""
+        if self.commands_topic is not None and message.topic() == self.commands_topic:
+            self.handle_command(message)
+            return
         try:
             update = self.codec.decode(message.value() or b"", expect="StatusUpdate").value
         except DecodeError as error:
@@ -85,6 +95,44 @@ class UpdateConsumer:
             # Jobs enqueued before the error stay: each is delivered once, by its idempotency key.
             self._dead_letter(message, PROCESSING_ERROR, processing_error_reason(error))
             log.warning("notifier: dead-lettered a status update whose handling raised %s", type(error).__name__)
+
+    def handle_command(self, message: Message) -> None:
+        """A ParcelCommand: ``erase`` deletes the parcel's subscriptions (tracking-number scope), queued
+        notifications and idempotency keys; a bad command is dead-lettered. The worker refuses a command
+        keyed by another parcel (``wrong_key``), so the notifier refuses it too."""
+        try:
+            command = self.codec.decode(message.value() or b"", expect="ParcelCommand").value
+        except DecodeError as error:
+            self._dead_letter(message, error.reason_code, error.reason)
+            return
+        tracking_number = command["tracking_number"]
+        key = message.key()
+        if key is not None and key != tracking_number.encode():
+            reason = f"command keyed {key!r}; the key must be its tracking number"
+            self._dead_letter(message, "wrong_key", reason)
+            return
+        try:
+            subscriptions = self.subscriptions.erase_tracking_number(tracking_number)
+            queued, idempotency_keys = self.outbox.erase_parcel(tracking_number)
+        except redis.RedisError:
+            raise  # the store, not the record: the batch is retried
+        except Exception as error:
+            self._dead_letter(message, PROCESSING_ERROR, processing_error_reason(error))
+            log.warning("notifier: dead-lettered a parcel command whose handling raised %s", type(error).__name__)
+            return
+        self.stats.erasures += 1
+        # Named by the worker's hash only (schemas/erasure.py): the audit trail holds no personal data.
+        audit.info(
+            "notifier erased parcel %s: command %s, reason %r, %d subscription(s), %d queued notification(s), "
+            "%d idempotency key(s), at %d",
+            erased_key(tracking_number),
+            command["command_id"],
+            command["reason"],
+            subscriptions,
+            queued,
+            idempotency_keys,
+            int(self.clock() * 1000),
+        )
 
     def _dead_letter(self, message: Message, reason_code: str, reason: str) -> None:
         self.dead_letters.publish(
@@ -117,7 +165,8 @@ class UpdateConsumer:
                 on_assigned()
 
         consumer = Consumer(self.config)
-        consumer.subscribe([self.topic], on_assign=assigned)
+        topics = [self.topic] + ([self.commands_topic] if self.commands_topic else [])
+        consumer.subscribe(topics, on_assign=assigned)
         try:
             while not stop.is_set():
                 polled = consumer.consume(num_messages=self.batch_size, timeout=0.5)

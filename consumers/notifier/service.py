@@ -38,7 +38,8 @@ class NotifierSummary:
         c, d = self.consumer, self.delivery
         return (
             f"{c.updates} updates read, {c.enqueued} notifications queued, {c.duplicates} duplicates skipped, "
-            f"{c.dead_lettered} bad records dead-lettered; {d.sent} sent, {d.retried} retries, "
+            f"{c.dead_lettered} bad records dead-lettered, {c.erasures} parcels erased; "
+            f"{d.sent} sent, {d.retried} retries, "
             f"{d.dead_lettered} dead-lettered, {self.pending} pending"
         )
 
@@ -59,12 +60,14 @@ def run_notifier(
     poll_interval_s: float = 0.2,
     progress_interval_s: float = 30.0,
 ) -> NotifierSummary:
-    """Consume status-updates and deliver notifications until ``stop`` is set; return what was done."""
+    """Consume status-updates (and parcel-commands: erasures) and deliver notifications until ``stop``
+    is set; return what was done."""
     sync_redis = redis.Redis.from_url(settings.redis_url)
     topics = settings.topics
     consumer = UpdateConsumer(
         bootstrap_servers=settings.bootstrap_servers,
         topic=topics.status_updates,
+        commands_topic=topics.parcel_commands,
         group_id=settings.notifier_group_id,
         subscriptions=SubscriptionStore(sync_redis, settings.redis_prefix),
         outbox=OutboxWriter(sync_redis, settings.redis_prefix),

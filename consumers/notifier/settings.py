@@ -14,7 +14,7 @@ class NotifierSettings(PipelineSettings):
     redis_prefix: str = "parcelstream"
     """Prefix of every Redis key (<prefix>:notifier:...)."""
     notifier_group_id: str = "parcelstream-notifier"
-    """Kafka consumer group reading status-updates."""
+    """Kafka consumer group reading status-updates and parcel-commands (erasures)."""
     notifier_session_timeout_ms: int = 45_000
     """Consumer group session timeout; heartbeats go every sixth of it (at most every 3 s)."""
     notifier_metrics_port: int = 9104

@@ -13,6 +13,14 @@ Keys, all under ``<prefix>:notifier:``:
 - ``ready:<endpoint>`` tracking numbers whose lane head is due, scored by due time (ms); a claimed lane
   is pushed to now + lease so a second notifier process does not take it too
 - ``endpoints`` endpoints with pending work (each gets its own delivery task)
+- ``parcel:<tracking number>`` the parcel's notifications, job id → endpoint: what an erasure deletes
+  (jobs, idempotency keys, lanes) without a SCAN. Set with the job; its expiry is pushed to the
+  idempotency TTL at enqueue and at completion, so it outlives every idempotency key it names.
+
+A customer's erasure (``erase_parcel``, ``SubscriptionStore.erase_tracking_number``) deletes the
+parcel's index, queued jobs, lanes, idempotency keys and its tracking-number subscriptions (with their
+e-mail addresses and index entries); merchant subscriptions stay. A job the delivery loop holds while
+its parcel is erased is not stored again: completing or rescheduling a job whose key is gone is a no-op.
 """
 
 from __future__ import annotations
@@ -34,6 +42,8 @@ redis.call('SET', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
 if redis.call('ZRANGE', KEYS[3], 0, 0)[1] == ARGV[3] then redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5]) end
 redis.call('SADD', KEYS[5], ARGV[7])
+redis.call('HSET', KEYS[6], ARGV[3], ARGV[7])
+redis.call('EXPIRE', KEYS[6], ARGV[6])
 return 1
 """
 # KEYS: ready; ARGV: now_ms, lease_until_ms, limit, lane key prefix, job key prefix.
@@ -54,9 +64,12 @@ for _, tracking in ipairs(due) do
 end
 return out
 """
-# KEYS: idem, job, lane, ready; ARGV: job id, tracking, final state, ttl, now_ms.
+# KEYS: idem, job, lane, ready, parcel index; ARGV: job id, tracking, final state, ttl, now_ms.
+# A job whose key is gone was erased meanwhile: nothing is stored again.
 _COMPLETE: Final = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])
+redis.call('EXPIRE', KEYS[5], ARGV[4])
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
 if redis.call('ZCARD', KEYS[3]) > 0 then
@@ -65,6 +78,28 @@ else
   redis.call('ZREM', KEYS[4], ARGV[2])
 end
 return 1
+"""
+# KEYS: job, ready; ARGV: job json, tracking, due ms. Unless the job was erased meanwhile.
+_RESCHEDULE: Final = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+return 1
+"""
+# KEYS: parcel index; ARGV: job key prefix, idem key prefix, lane key prefix, ready key prefix, tracking.
+# Returns {queued jobs deleted, idempotency keys deleted}.
+_ERASE_PARCEL: Final = """
+local index = redis.call('HGETALL', KEYS[1])
+local queued, idem = 0, 0
+for i = 1, #index, 2 do
+  local job, endpoint = index[i], index[i + 1]
+  queued = queued + redis.call('DEL', ARGV[1] .. job)
+  idem = idem + redis.call('DEL', ARGV[2] .. job)
+  redis.call('DEL', ARGV[3] .. endpoint .. ':' .. ARGV[5])
+  redis.call('ZREM', ARGV[4] .. endpoint, ARGV[5])
+end
+redis.call('DEL', KEYS[1])
+return {queued, idem}
 """
 # KEYS: ready, endpoints; ARGV: endpoint id. Drops an endpoint with nothing pending (atomic with enqueue).
 _RETIRE_ENDPOINT: Final = """
@@ -92,8 +127,14 @@ class Keys:
     def merchant_keys(self) -> str:
         return f"{self.base}merchant-keys"
 
+    def idempotency_prefix(self) -> str:
+        return f"{self.base}idem:"
+
     def idempotency(self, job_id: str) -> str:
-        return f"{self.base}idem:{job_id}"
+        return self.idempotency_prefix() + job_id
+
+    def parcel(self, tracking_number: str) -> str:
+        return f"{self.base}parcel:{tracking_number}"
 
     def job_prefix(self) -> str:
         return f"{self.base}job:"
@@ -101,14 +142,20 @@ class Keys:
     def job(self, job_id: str) -> str:
         return self.job_prefix() + job_id
 
+    def lanes_prefix(self) -> str:
+        return f"{self.base}lane:"
+
     def lane_prefix(self, endpoint: str) -> str:
-        return f"{self.base}lane:{endpoint}:"
+        return f"{self.lanes_prefix()}{endpoint}:"
 
     def lane(self, endpoint: str, tracking_number: str) -> str:
         return self.lane_prefix(endpoint) + tracking_number
 
+    def ready_prefix(self) -> str:
+        return f"{self.base}ready:"
+
     def ready(self, endpoint: str) -> str:
-        return f"{self.base}ready:{endpoint}"
+        return self.ready_prefix() + endpoint
 
     def endpoints(self) -> str:
         return f"{self.base}endpoints"
@@ -165,6 +212,20 @@ class SubscriptionStore:
     def count_of(self, scope: str, target: str) -> int:
         return int(self.client.scard(self.keys.subscriptions_of(scope, target)))  # type: ignore[arg-type]
 
+    def erase_tracking_number(self, tracking_number: str) -> int:
+        """Delete every subscription of this tracking number (and its index entries): a customer's
+        erasure. Merchant subscriptions stay. Returns how many were deleted."""
+        index = self.keys.subscriptions_of("tracking_number", tracking_number)
+        ids = [raw.decode() for raw in self.client.smembers(index)]  # type: ignore[union-attr]
+        pipe = self.client.pipeline(transaction=True)
+        for subscription_id in ids:
+            pipe.delete(self.keys.subscription(subscription_id))
+        if ids:
+            pipe.srem(self.keys.subscriptions_all(), *ids)
+        pipe.delete(index)
+        pipe.execute()
+        return len(ids)
+
     def for_update(self, merchant: str | None, tracking_number: str) -> list[Subscription]:
         """Candidates for one update (status filters are applied by ``model.matching_subscriptions``)."""
         index_keys = [self.keys.subscriptions_of("tracking_number", tracking_number)]
@@ -181,6 +242,7 @@ class OutboxWriter:
         self.keys = Keys(prefix)
         self.ttl_s = idempotency_ttl_s
         self._enqueue = client.register_script(_ENQUEUE)
+        self._erase = client.register_script(_ERASE_PARCEL)
 
     def enqueue(self, job: NotificationJob) -> bool:
         """Store the job unless its idempotency key was seen before; True when newly enqueued."""
@@ -191,6 +253,7 @@ class OutboxWriter:
             self.keys.lane(endpoint, job.tracking_number),
             self.keys.ready(endpoint),
             self.keys.endpoints(),
+            self.keys.parcel(job.tracking_number),
         ]
         args = [job.to_json(), job.sequence, job.job_id, job.next_attempt_ms, job.tracking_number, self.ttl_s, endpoint]
         return bool(self._enqueue(keys=keys, args=args))
@@ -198,6 +261,32 @@ class OutboxWriter:
     def state(self, job_id: str) -> str | None:
         raw = self.client.get(self.keys.idempotency(job_id))
         return raw.decode() if raw else None
+
+    def erase_parcel(self, tracking_number: str) -> tuple[int, int]:
+        """Delete the parcel's queued jobs (and their lanes) and idempotency keys: a customer's
+        erasure. Returns (queued jobs, idempotency keys) deleted; (0, 0) again for a replay."""
+        keys = self.keys
+        queued, idempotency_keys = self._erase(
+            keys=[keys.parcel(tracking_number)],
+            args=[
+                keys.job_prefix(),
+                keys.idempotency_prefix(),
+                keys.lanes_prefix(),
+                keys.ready_prefix(),
+                tracking_number,
+            ],
+        )
+        return int(queued), int(idempotency_keys)
+
+    def holdings(self, tracking_number: str) -> dict[str, int]:
+        """What the outbox holds for a parcel (``parcelstream parcels show``): queued jobs, idempotency keys."""
+        job_ids = [raw.decode() for raw in self.client.hkeys(self.keys.parcel(tracking_number))]  # type: ignore[union-attr]
+        if not job_ids:
+            return {"queued_jobs": 0, "idempotency_keys": 0}
+        return {
+            "queued_jobs": int(self.client.exists(*(self.keys.job(i) for i in job_ids))),  # type: ignore[arg-type]
+            "idempotency_keys": int(self.client.exists(*(self.keys.idempotency(i) for i in job_ids))),  # type: ignore[arg-type]
+        }
 
 
 class Outbox:
@@ -209,6 +298,7 @@ class Outbox:
         self.ttl_s = idempotency_ttl_s
         self._claim = client.register_script(_CLAIM)
         self._complete = client.register_script(_COMPLETE)
+        self._reschedule = client.register_script(_RESCHEDULE)
         self._retire = client.register_script(_RETIRE_ENDPOINT)
 
     async def endpoints(self) -> set[str]:
@@ -231,16 +321,17 @@ class Outbox:
                 self.keys.job(job.job_id),
                 self.keys.lane(endpoint, job.tracking_number),
                 self.keys.ready(endpoint),
+                self.keys.parcel(job.tracking_number),
             ],
             args=[job.job_id, job.tracking_number, final_state, self.ttl_s, now_ms],
         )
 
     async def reschedule(self, job: NotificationJob) -> None:
         """Store the job's new attempt count and due time (a retry, or an unfinished claim released)."""
-        pipe = self.client.pipeline(transaction=True)
-        pipe.set(self.keys.job(job.job_id), job.to_json())
-        pipe.zadd(self.keys.ready(job.endpoint_id), {job.tracking_number: job.next_attempt_ms})
-        await pipe.execute()
+        await self._reschedule(
+            keys=[self.keys.job(job.job_id), self.keys.ready(job.endpoint_id)],
+            args=[job.to_json(), job.tracking_number, job.next_attempt_ms],
+        )
 
     async def next_due_ms(self, endpoint: str) -> int | None:
         head = await self.client.zrange(self.keys.ready(endpoint), 0, 0, withscores=True)

@@ -115,11 +115,6 @@ def _run_key(classification: Classification) -> str:
     return classification.sub_status
 
 
-def erased_key(tracking_number: str) -> str:
-    """Key of an erased parcel's marker: a hash, so nothing stored names the tracking number."""
-    return "erased:" + hashlib.sha256(f"erased|{tracking_number}".encode()).hexdigest()[:32]
-
-
 def update_id(tracking_number: str, status: str, sub_status: str, occurrence: int) -> str:
     """Stable id of the ``occurrence``-th run of (status, sub_status) in a parcel's timeline."""
     return hashlib.sha256(f"{tracking_number}|{status}|{sub_status}|{occurrence}".encode()).hexdigest()[:32]

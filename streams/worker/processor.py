@@ -38,6 +38,7 @@ from aiokafka.partitioner import murmur2
 
 from schemas.codec import Codec, DecodeError, EncodeError, default_codec
 from schemas.dead_letters import PROCESSING_ERROR, dead_letter_record, processing_error_reason
+from schemas.erasure import AUDIT_LOGGER, erased_key
 from schemas.event_time import EVENT_TIME_OUT_OF_RANGE, check_event_time
 from schemas.identifiers import identifier_problems, is_handling_unit
 from schemas.topics import MAX_RECORD_BYTES, TopicNames
@@ -54,7 +55,7 @@ from streams.core.consolidation import (
     unit_due_ms,
     unit_expired,
 )
-from streams.core.parcel import MAX_SCANS_PER_PARCEL, Parcel, erased_key
+from streams.core.parcel import MAX_SCANS_PER_PARCEL, Parcel
 from streams.core.rules import Retention, SlaRules
 from streams.core.stages import StageObservations
 from streams.core.taxonomy import InvalidScanError
@@ -77,7 +78,7 @@ UNIT_TIMER_PREFIX = "unit:"
 #: Timer keys of erased parcels' markers: ``erased:<partition>:<hash>`` (the hash has no partition of its own).
 ERASED_PREFIX = "erased:"
 ERASED_MARKER = b"E1:"
-audit = logging.getLogger("parcelstream.audit")
+audit = logging.getLogger(AUDIT_LOGGER)
 
 
 def timer_partition(timer_key: str, partitions: int) -> int:

@@ -7,10 +7,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.erasure import erased_key
 from streams.core.apply import apply_due, apply_erasure, apply_scan
 from streams.core.clock import EventClock
 from streams.core.consolidation import Unit, apply_manifest, apply_unit_scan
-from streams.core.parcel import JSON_ENTRIES, EntryCodec, Parcel, erased_key
+from streams.core.parcel import JSON_ENTRIES, EntryCodec, Parcel
 from streams.core.rules import Retention, SlaRules
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
