@@ -293,6 +293,8 @@ def notifier(
 ) -> None:
     """Deliver customer notifications: read status-updates, queue them in Redis, send webhooks and e-mails.
 
+    Erasures from parcel-commands delete the parcel's subscriptions, queued notifications and idempotency keys.
+
     Runs until Ctrl-C or SIGTERM, then finishes the deliveries in flight and prints a summary.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -323,8 +325,8 @@ def notifier(
             f"cannot serve metrics on port {settings.notifier_metrics_port} ({error}); pick another with --metrics-port"
         ) from None
     console.print(
-        f"notifier: {settings.topics.status_updates} → webhooks and e-mail (group {settings.notifier_group_id}); "
-        "Ctrl-C stops"
+        f"notifier: {settings.topics.status_updates} → webhooks and e-mail, {settings.topics.parcel_commands} → "
+        f"erasures (group {settings.notifier_group_id}); Ctrl-C stops"
     )
     try:
         summary = run_notifier(settings, stop)

@@ -1,6 +1,7 @@
-"""A parcel's life end to end (real broker, worker, projector, Redis): archived after its
-retention, erased on request. Afterwards no Redis key, no worker table entry and no latest
-parcel-state value names the tracking number, and a late scan starts no new history."""
+"""A parcel's life end to end (real broker, worker, projector, notifier, Redis): archived after its
+retention, erased on request. Afterwards no Redis key (the notifier's subscriptions, queued jobs and
+idempotency keys included), no worker table entry and no latest parcel-state value names the
+tracking number, and a late scan starts no new history."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import pytest
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from consumers.notifier.model import new_subscription
+from consumers.notifier.store import OutboxWriter, SubscriptionStore
+from deploy.embedded import free_port
 from deploy.parcels import erase_command
 from producers.publisher import Publisher
 from schemas.codec import default_codec
@@ -45,6 +49,10 @@ def latest_values(bootstrap_servers: str, topic: str) -> dict[bytes, bytes | Non
 
 def redis_keys_naming(client: redis.Redis, prefix: str, tracking_number: str) -> list[str]:
     named = [key for key in client.scan_iter(match=f"{prefix}*", count=1000) if tracking_number in key]
+    # The notifier's strings: subscriptions and queued jobs hold the number (and a recipient) in their value.
+    for key in client.scan_iter(match=f"{prefix}:notifier:*", count=1000):
+        if client.type(key) == "string" and tracking_number in (client.get(key) or ""):
+            named.append(key)
     for key in client.scan_iter(match=f"{prefix}:*", count=1000):
         kind = client.type(key)
         in_set = kind == "set" and client.sismember(key, tracking_number)
@@ -68,6 +76,13 @@ def test_a_delivered_parcel_is_archived_and_an_erased_one_leaves_no_trace(
     projector = stages.projector(topics, redis_url, redis_prefix)
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     delivered, erased = "LPARCHIVE01CN", "LPERASE001CN"
+    # The customer's e-mail subscription; nothing listens on its SMTP port: the jobs stay queued.
+    notifier = stages.notifier(topics, redis_url, redis_prefix, smtp_port=str(free_port()))
+    notifier_client = redis.Redis.from_url(redis_url)
+    outbox = OutboxWriter(notifier_client, redis_prefix)
+    SubscriptionStore(notifier_client, redis_prefix).add(
+        new_subscription(scope="tracking_number", target=erased, channel="email", address="customer@example.com")
+    )
     publisher = Publisher(bootstrap_servers, topics)
     for number in (delivered, erased):
         order = scan("ORDER_CREATED", T0, f"{number}-o", tracking_number=number, with_shipment=shipment())
@@ -76,6 +91,7 @@ def test_a_delivered_parcel_is_archived_and_an_erased_one_leaves_no_trace(
     publisher.publish_scan(scan("DELIVERED", T0 + 2 * HOUR, f"{delivered}-d", tracking_number=delivered))
     assert publisher.flush().ok
     wait_for(lambda: client.exists(f"{redis_prefix}:parcel:{erased}") == 1, 60, "the parcel in Redis", [worker])
+    wait_for(lambda: outbox.holdings(erased)["idempotency_keys"] >= 1, 60, "the customer's notifications", [notifier])
 
     producer = Producer(producer_config(bootstrap_servers))
     command = CODEC.encode("ParcelCommand", erase_command(erased, "ticket GDPR-7", T0))
@@ -85,7 +101,10 @@ def test_a_delivered_parcel_is_archived_and_an_erased_one_leaves_no_trace(
     def gone(number: str) -> bool:
         return not redis_keys_naming(client, redis_prefix, number)
 
-    wait_for(lambda: gone(erased), 60, "the erased parcel gone from Redis", [worker, projector])
+    wait_for(lambda: gone(erased), 60, "the erased parcel gone from Redis", [worker, projector, notifier])
+    assert outbox.holdings(erased) == {"queued_jobs": 0, "idempotency_keys": 0}
+    strings = [key for key in client.scan_iter(match=f"{redis_prefix}:*") if client.type(key) == "string"]
+    assert not any("customer@example.com" in (client.get(key) or "") for key in strings)  # the recipient too
     wait_for(lambda: gone(delivered), 90, "the archived parcel gone from Redis", [worker, projector])
 
     # A late scan for either starts no new history: dead-lettered with the reason.
@@ -108,3 +127,4 @@ def test_a_delivered_parcel_is_archived_and_an_erased_one_leaves_no_trace(
     assert not any(erased.encode() in key or erased.encode() in value for key, value in table.items() if value)
     assert 0 < len(table[f'"{delivered}"'.encode()] or b"") < 100  # the archive marker
     assert gone(erased) and gone(delivered)
+    notifier_client.close()
