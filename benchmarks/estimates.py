@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from producers.simulator.model import DAY, SimulationConfig, simulate
+from streams.core.apply import apply_scan
 from streams.core.consolidation import Unit, apply_manifest, apply_unit_scan
 from streams.core.estimates import DeliveryEstimates, EstimateConfig
-from streams.core.parcel import Parcel, apply_scan
+from streams.core.parcel import Parcel
 from streams.core.rules import SlaRules
 from streams.core.taxonomy import TAXONOMY
 
