@@ -17,16 +17,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from schemas.avro_writer import CodeGenerator, UnsupportedSchemaError
+
 #: What a generated reader raises for data it does not read.
 READ_ERRORS = (IndexError, ValueError, KeyError, TypeError, OverflowError)
 _PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 
 #: ``reader(data, position) -> (value, position after it)``.
 Reader = Callable[[bytes, int], tuple[dict[str, Any], int]]
-
-
-class UnsupportedSchemaError(Exception):
-    """The schema uses something the generator does not read (fastavro keeps it)."""
 
 
 def read_long(data: bytes, position: int) -> tuple[int, int]:
@@ -45,21 +43,10 @@ def read_long(data: bytes, position: int) -> tuple[int, int]:
     return (value >> 1) ^ -(value & 1), position
 
 
-class _Generator:
+class _Generator(CodeGenerator):
     def __init__(self, named: Mapping[str, Any]) -> None:
-        self.named = dict(named)
-        self.namespace: dict[str, Any] = {"_read_long": read_long}
-        self._counter = 0
+        super().__init__(named, {"_read_long": read_long})
         self._open: list[str] = []  # records being generated: a recursive schema is not inlined
-
-    def fresh(self, stem: str) -> str:
-        self._counter += 1
-        return f"{stem}{self._counter}"
-
-    def constant(self, value: Any) -> str:
-        name = self.fresh("_c")
-        self.namespace[name] = value
-        return name
 
     def long(self, target: str, indent: str) -> list[str]:
         """Lines reading a varint into ``target`` (one byte inline: most lengths and small ints)."""

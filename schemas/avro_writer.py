@@ -31,7 +31,27 @@ Writer = Callable[[Mapping[str, Any], bytearray], None]
 
 
 class UnsupportedSchemaError(Exception):
-    """The schema uses something the generator does not write (fastavro keeps it)."""
+    """The schema uses something a generator (this writer's or ``avro_reader``'s) does not handle:
+    fastavro keeps it."""
+
+
+class CodeGenerator:
+    """What the generated writers and readers share: fresh names and constants bound into the
+    namespace the generated source is compiled in."""
+
+    def __init__(self, named: Mapping[str, Any], namespace: dict[str, Any]) -> None:
+        self.named = dict(named)
+        self.namespace = namespace
+        self._counter = 0
+
+    def fresh(self, stem: str) -> str:
+        self._counter += 1
+        return f"{stem}{self._counter}"
+
+    def constant(self, value: Any) -> str:
+        name = self.fresh("_c")
+        self.namespace[name] = value
+        return name
 
 
 #: Varint bytes of every 14-bit group: with the continuation bit on both bytes (a group followed by
@@ -63,26 +83,16 @@ def encode_long(value: int) -> bytes:
     return out + _LAST[zigzag]
 
 
-class _Generator:
+class _Generator(CodeGenerator):
     def __init__(self, named: Mapping[str, Any]) -> None:
-        self.named = dict(named)
-        self.namespace: dict[str, Any] = {
+        namespace = {
             "_long": encode_long,
             "_pack_float": struct.Struct("<f").pack,
             "_pack_double": struct.Struct("<d").pack,
         }
+        super().__init__(named, namespace)
         self.functions: dict[str, str] = {}  # record name -> generated function name
         self.sources: list[str] = []
-        self._counter = 0
-
-    def fresh(self, stem: str) -> str:
-        self._counter += 1
-        return f"{stem}{self._counter}"
-
-    def constant(self, value: Any) -> str:
-        name = self.fresh("_c")
-        self.namespace[name] = value
-        return name
 
     def resolve(self, schema: Any) -> Any:
         if isinstance(schema, str) and schema not in _PRIMITIVES:
