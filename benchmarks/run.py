@@ -36,7 +36,15 @@ from streams.settings import WorkerSettings
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 QUIX_VENV = REPO_ROOT / "benchmarks" / ".venv-quix"
-QUIX_REQUIREMENTS = ("quixstreams==3.28.1", "fastavro==1.13.1", "orjson==3.13.0", "prometheus-client==0.26.0")
+#: Quix Streams and what the worker's core imports (streams.worker.processor), at the main venv's versions.
+QUIX_REQUIREMENTS = (
+    "quixstreams==3.28.1",
+    "fastavro==1.13.1",
+    "orjson==3.13.0",
+    "prometheus-client==0.26.0",
+    "fastdigest==0.12.0",
+    "aiokafka==0.14.0",
+)
 #: In run order: the limit and the worker first, the slower references after.
 THROUGHPUT = ("raw_confluent", "raw_aiokafka", "parcelstream_1w", "parcelstream_2w", "quix_streams", "naive_faust")
 CONTENDERS = (*THROUGHPUT, "latency")
@@ -142,7 +150,12 @@ class Harness:
         log_path = self.workdir / f"{name}.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                cwd=REPO_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, **RETAIN_ALL},  # as the worker's (the Quix contender builds its core from them)
             )
         try:
             deadline = time.monotonic() + self.timeout
