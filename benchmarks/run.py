@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import operator
 import os
 import signal
 import subprocess
@@ -53,6 +54,9 @@ LOAD_FRACTIONS = (0.25, 0.5, 0.8)
 #: measured in the same run as the worker's own setting (``WorkerSettings.fetch_max_wait``).
 FAUST_FETCH_MAX_WAIT = 1.5
 RETAIN_ALL: Final = {"PARCELSTREAM_RETENTION_DAYS": "3650", "PARCELSTREAM_EXPIRE_DAYS": "3650"}
+#: Runs of one worker saved when issue 15 was filed (main, after issue 13's compact state): its peak
+#: RSS target is "not higher than then" on the same dataset.
+RSS_BASELINES = (RESULTS_DIR / "2026-11-30-after-state-30k.json",)
 #: The worker has processed everything once its group committed the inputs and no state came for this long.
 IDLE_SECONDS = 3.0
 
@@ -359,23 +363,44 @@ def add_ratios(outcomes: dict[str, Outcome]) -> None:
         }
 
 
-def targets(outcomes: dict[str, Outcome], latency: list[dict[str, Any]]) -> dict[str, Any]:
-    one, two, quix = (outcomes.get(n) for n in ("parcelstream_1w", "parcelstream_2w", "quix_streams"))
+def targets(outcomes: dict[str, Outcome], latency: list[dict[str, Any]], dataset: dict[str, Any]) -> dict[str, Any]:
+    """The issue's targets ("Worker hot path", issue 15; the table bytes of issue 13), each with
+    ``met``: true, false, or null when this run did not measure it."""
+    names = ("parcelstream_1w", "parcelstream_2w", "quix_streams", "raw_aiokafka")
+    one, two, quix, raw = (outcomes.get(name) for name in names)
     worker_wait = WorkerSettings().fetch_max_wait
     half = next((r for r in latency if r["load_fraction"] == 0.5 and r["fetch_max_wait_s"] == worker_wait), None)
 
-    def verdict(value: float | None, threshold: float, above: bool) -> dict[str, Any]:
-        met = None if value is None else (value >= threshold if above else value < threshold)
-        return {"value": value, "threshold": threshold, "met": met}
+    def verdict(value: float | None, threshold: float | None, met: Callable[[float, float], bool]) -> dict[str, Any]:
+        judged = None if value is None or threshold is None else met(value, threshold)
+        return {"value": value, "threshold": threshold, "met": judged}
 
-    both = one and one.ok and quix and quix.ok
-    scaled = one and one.ok and two and two.ok
+    def ratio(numerator: Outcome | None, denominator: Outcome | None) -> float | None:
+        measured = numerator and numerator.ok and denominator and denominator.ok and denominator.scans_per_s
+        return round(numerator.scans_per_s / denominator.scans_per_s, 3) if measured else None  # type: ignore[union-attr]
+
+    measured_one = one is not None and one.ok
+    peak_mb = round(one.peak_rss_bytes / 2**20, 1) if one is not None and measured_one else None
     return {
-        "one_worker_vs_quix": verdict(round(one.scans_per_s / quix.scans_per_s, 3) if both else None, 0.5, True),
-        "p99_ms_at_50_percent": verdict(half["p99_ms"] if half and half["states"] else None, 250.0, False),
-        "two_workers_vs_one": verdict(round(two.scans_per_s / one.scans_per_s, 3) if scaled else None, 1.6, True),
-        "state_bytes_per_parcel": verdict(one.state_bytes_per_parcel if one and one.ok else None, 3000.0, False),
+        "one_worker_vs_raw_aiokafka": verdict(ratio(one, raw), 0.15, operator.ge),
+        "one_worker_vs_quix": verdict(ratio(one, quix), 1.5, operator.ge),
+        "p99_ms_at_50_percent": verdict(half["p99_ms"] if half and half["states"] else None, 250.0, operator.lt),
+        "two_workers_vs_one": verdict(ratio(two, one), 1.8, operator.ge),
+        "one_worker_peak_rss_mb": verdict(peak_mb, baseline_peak_rss_mb(dataset), operator.le),
+        "state_bytes_per_parcel": verdict(one.state_bytes_per_parcel if measured_one else None, 3000.0, operator.lt),
     }
+
+
+def baseline_peak_rss_mb(dataset: dict[str, Any]) -> float | None:
+    """One worker's peak RSS when issue 15 was filed, on the same dataset (seed, scans, partitions);
+    None when no run of that dataset was saved then."""
+    same = ("seed", "scans", "partitions")
+    for path in RSS_BASELINES:
+        report = json.loads(path.read_text())
+        worker = report["contenders"].get("parcelstream_1w")
+        if worker and worker["ok"] and all(report["dataset"][key] == dataset[key] for key in same):
+            return round(worker["peak_rss_bytes"] / 2**20, 1)
+    return None
 
 
 def print_table(outcomes: dict[str, Outcome], latency: list[dict[str, Any]], goals: dict[str, Any]) -> None:
@@ -514,19 +539,20 @@ def main(  # noqa: PLR0915 (the run's steps in order read best in one place)
     finally:
         broker.stop()
     add_ratios(outcomes)
-    goals = targets(outcomes, latency)
+    dataset_report = {
+        "seed": seed,
+        "parcels": dataset.parcels,
+        "scans": dataset.scans,
+        "unit_scans": dataset.unit_scans,
+        "manifests": dataset.manifests,
+        "mean_scan_bytes": round(dataset.mean_scan_bytes, 1),
+        "partitions": partitions,
+    }
+    goals = targets(outcomes, latency, dataset_report)
     report = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "broker": "tansu (embedded, memory)"},
-        "dataset": {
-            "seed": seed,
-            "parcels": dataset.parcels,
-            "scans": dataset.scans,
-            "unit_scans": dataset.unit_scans,
-            "manifests": dataset.manifests,
-            "mean_scan_bytes": round(dataset.mean_scan_bytes, 1),
-            "partitions": partitions,
-        },
+        "dataset": dataset_report,
         "contenders": {name: outcome.to_json() for name, outcome in outcomes.items()},
         "latency": latency,
         "targets": goals,
