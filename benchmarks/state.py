@@ -11,10 +11,20 @@ table and writes JSON (default ``benchmarks/results/state-<timestamp>.json``).
 assignment costs: rebuilding the timer heap from the ``timers`` table's values (what the worker
 does) against decoding every stored parcel to find its due time (what it did), and reports the
 process's RSS holding them (the memory store's share).
+
+``--core-scans N`` (e.g. 10000) runs the benchmark's dataset (``benchmarks.data.build_dataset``,
+same seed) through the pure core as the worker drives it, without Kafka: batches of the worker's
+size over dict tables (``Processor.batch``, warm cache, learned estimates on, GC tuned as the
+worker's), outputs, table and outbox writes, estimate rows and due times of each batch, fan-out
+copies fed back as inputs of the next batch. It prints the CPU µs per input (best of
+``--core-repeats`` runs), the stored bytes per parcel and a digest of every output, so two
+commits' runs (``git worktree`` of each) compare in cost and prove identical outputs.
 """
 
 from __future__ import annotations
 
+import gc
+import hashlib
 import json
 import statistics
 import time
@@ -22,12 +32,18 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from aiokafka.partitioner import murmur2
 
+from benchmarks.data import Dataset, build_dataset
 from schemas.codec import default_codec
 from schemas.topics import TopicNames
 from streams.core.clock import EventClock
+from streams.core.estimates import EstimateConfig
 from streams.core.rules import SlaRules
+from streams.settings import WorkerSettings
+from streams.worker.app import GC_THRESHOLDS
 from streams.worker.deadlines import DeadlineHeap
+from streams.worker.estimates import PartitionEstimates
 from streams.worker.processor import Processor, SourceMessage, WarmCache
 
 HOUR = 3_600_000
@@ -141,11 +157,110 @@ def measure_recovery(parcels: int) -> dict[str, float]:
     }
 
 
+def _core_inputs(dataset: Dataset, topics: TopicNames, partitions: int) -> list[SourceMessage]:
+    inputs = []
+    for offset, record in enumerate(dataset.records):
+        topic = topics.scans if record.kind == "scan" else topics.manifests
+        partition = (murmur2(record.key) & 0x7FFFFFFF) % partitions
+        inputs.append(SourceMessage(topic, partition, offset, record.key, record.value))
+    return inputs
+
+
+def run_core(inputs: list[SourceMessage], partitions: int, batch_size: int) -> dict[str, Any]:
+    """One pass of ``inputs`` through the processor as the worker batches it; CPU seconds of the pass."""
+    topics = TopicNames("bench")
+    processor = Processor(
+        topics, SlaRules(), EventClock(1.0, bounded=True), estimates=PartitionEstimates(EstimateConfig())
+    )
+    assert processor.estimates is not None
+    parcels: dict[str, bytes] = {}
+    units: dict[str, bytes] = {}
+    outbox: dict[str, bytes] = {}
+    warm = WarmCache(WorkerSettings.model_fields["state_cache_size"].default)
+    digest = hashlib.sha256()
+    wall_ms = T0 + 400 * 24 * HOUR  # fixed: dead letters carry it, the digest must not move
+    pending, fanout_offset, handled = list(inputs), 0, 0
+    gc.collect()
+    started = time.process_time()
+    while pending:
+        batch_inputs, pending = pending[:batch_size], pending[batch_size:]
+        batch = processor.batch(parcels, units, warm)
+        for message in batch_inputs:
+            batch.add(message, wall_ms)
+        handled += len(batch_inputs)
+        outputs = batch.outputs()
+        batch.write_state(parcels, units, outbox)
+        for _partition, _key, _value in processor.estimates.changes():
+            pass
+        batch.state.keep_warm()
+        batch.count_metrics()
+        batch.deadlines()
+        copies = []
+        for output in outputs:
+            digest.update(b"%s|%s|%s|" % (output.topic.encode(), output.key or b"-", output.value or b"-"))
+            if output.topic == topics.scans_fanout:
+                fanout_offset += 1
+                partition = (murmur2(output.key or b"") & 0x7FFFFFFF) % partitions
+                copies.append(
+                    SourceMessage(
+                        output.topic, partition, fanout_offset, output.key, output.value, output.headers or ()
+                    )
+                )
+        pending = copies + pending  # the copies arrive while the next records are read
+    cpu_s = time.process_time() - started
+    stored = [len(value) for key, value in parcels.items() if not key.startswith("erased:")]
+    return {
+        "inputs": handled,
+        "cpu_s": cpu_s,
+        "stored_bytes_per_parcel": sum(stored) / max(1, len(stored)),
+        "outputs_sha256": digest.hexdigest(),
+    }
+
+
+def measure_core(scans: int, seed: int, repeats: int, partitions: int = 4) -> dict[str, Any]:
+    """CPU µs per input of the pure core over the benchmark's dataset (best of ``repeats``)."""
+    dataset = build_dataset(scans, seed)
+    inputs = _core_inputs(dataset, TopicNames("bench"), partitions)
+    batch_size = WorkerSettings.model_fields["batch_size"].default
+    gc.collect()
+    gc.freeze()  # as the worker: the start-up heap out of the collector's reach
+    thresholds = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        runs = [run_core(inputs, partitions, batch_size) for _ in range(repeats)]
+    finally:
+        gc.set_threshold(*thresholds)
+    if len({run["outputs_sha256"] for run in runs}) != 1:
+        raise RuntimeError("the core's outputs differ between runs of the same inputs")
+    best = min(runs, key=lambda run: run["cpu_s"])
+    return {
+        "scans": scans,
+        "seed": seed,
+        "inputs": best["inputs"],
+        "cpu_us_per_input": round(best["cpu_s"] / best["inputs"] * 1e6, 1),
+        "cpu_us_per_input_runs": [round(run["cpu_s"] / run["inputs"] * 1e6, 1) for run in runs],
+        "stored_bytes_per_parcel": round(best["stored_bytes_per_parcel"], 1),
+        "outputs_sha256": best["outputs_sha256"],
+    }
+
+
 def main(
     parcels: Annotated[int, typer.Option(help="Parcels per history length.")] = 300,
     recovery_parcels: Annotated[int, typer.Option(help="Also time a timer rebuild over this many parcels.")] = 0,
+    core_scans: Annotated[
+        int, typer.Option(help="Only time the core over this many scans of the benchmark's dataset.")
+    ] = 0,
+    core_repeats: Annotated[int, typer.Option(help="Passes of the core over the dataset; the best is kept.")] = 3,
+    seed: Annotated[int, typer.Option(help="Simulator seed of the core's dataset.")] = 7,
     output: Annotated[Path | None, typer.Option(help="JSON result file.")] = None,
 ) -> None:
+    if core_scans:
+        core = measure_core(core_scans, seed, core_repeats)
+        print(json.dumps(core, indent=2))
+        if output is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(json.dumps(core, indent=2))
+        return
     rows = []
     for history in (10, 30, 100):
         cold, warm = measure(history, parcels, warm=False), measure(history, parcels, warm=True)

@@ -31,11 +31,11 @@ key (the worker stores it in its ``estimates`` table).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import islice
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from fastdigest import TDigest
 
@@ -136,6 +136,46 @@ def _digest(centroids: Sequence[tuple[float, float]], max_centroids: int) -> TDi
     )
 
 
+class RouteFold(NamedTuple):
+    """``_routes`` one entry at a time, whatever the shipment: the place naming the origin (None:
+    the shipment's origin country), the arrival place ("-": not known yet), whether the linehaul
+    departed and whether a place was scanned before it. A parcel keeps the fold of its latest
+    entry and steps it with each newer one, so the key of a new scan needs no history (the same
+    keys as ``estimate_key``: tests/streams/core/test_estimates.py)."""
+
+    origin: str | None = None
+    arrival: str = "-"
+    departed: bool = False
+    located: bool = False
+
+    def step(self, code: str, location: dict[str, Any] | None) -> RouteFold:
+        """The fold after one more entry (``code`` and ``location`` of a history entry)."""
+        place = location.get("code") if location else None
+        if code == "LINEHAUL_DEPARTED" and not self.departed:
+            return RouteFold(place or self.origin, self.arrival, True, self.located)
+        if place and not (self.located or self.departed):
+            return RouteFold(place, self.arrival, False, True)
+        if code in ARRIVAL_CODES and self.arrival == "-" and place:
+            return RouteFold(self.origin, place, self.departed, self.located)
+        return self
+
+    def route(self, shipment: dict[str, Any]) -> tuple[str, str]:
+        """(origin, arrival), "-" for a part not known yet."""
+        return self.origin or shipment.get("origin_country") or "-", self.arrival
+
+
+#: The fold before any entry.
+NO_ROUTE: Final = RouteFold()
+
+
+def route_fold(history: Iterable[dict[str, Any]]) -> RouteFold:
+    """The fold after every entry of ``history`` (in event-time order)."""
+    fold = NO_ROUTE
+    for entry in history:
+        fold = fold.step(entry["code"], entry.get("location"))
+    return fold
+
+
 def _routes(history: Sequence[dict[str, Any]], shipment: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(origin, arrival) as known at each history entry ("-" for a part not known yet)."""
     origin = shipment.get("origin_country") or "-"
@@ -174,6 +214,13 @@ def estimate_keys(history: Sequence[dict[str, Any]], shipment: dict[str, Any] | 
     shipment = shipment or {}
     for entry, route in zip(history, _routes(history, shipment), strict=True):
         yield _key(route, entry["code"], shipment)
+
+
+def folded_key(fold: RouteFold, code: str, shipment: dict[str, Any] | None) -> str | None:
+    """The estimate key of an entry with ``code`` whose route fold (up to it, itself included) is
+    ``fold``: ``estimate_key`` without the history."""
+    shipment = shipment or {}
+    return _key(fold.route(shipment), code, shipment)
 
 
 def estimate_key(history: Sequence[dict[str, Any]], index: int, shipment: dict[str, Any] | None) -> str | None:

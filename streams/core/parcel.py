@@ -42,11 +42,13 @@ Rules:
 What is stored (compact, and flat in the history's length). The parcel keeps only what the rules
 read: the shipment facts, the current entry (code, carrier, event), the latest event's key, the
 last location, the first time of each code the SLA rules and the route read, the run counts, the
-estimate and the SLA state. The history itself is a ``History``: each entry is encoded once, when
-it arrives, by an ``EntryCodec`` (the worker's writes the Avro bytes of a ParcelState history
-entry, so the ParcelState is spliced from them), appended to one byte string and never encoded
-again. Only a late event (older than the latest) decodes the entries, to insert itself and fold
-the timeline again. The replay record of earlier versions is gone: the worker keeps the outputs
+estimate, the route the learned estimate reads followed up to the latest entry (``RouteFold``) and
+the SLA state. The history itself is a ``History``: each entry is encoded once, when it arrives, by
+an ``EntryCodec`` (the worker's writes the Avro bytes of a ParcelState history entry, so the
+ParcelState is spliced from them), appended to one byte string and never encoded again. Only a
+late event (older than the latest) decodes the entries, to insert itself and fold the timeline
+again, and so does a first delivery for the learner (``observe_delivery`` reads every entry); a
+scan appended after the latest takes its estimate key from the route fold. The replay record of earlier versions is gone: the worker keeps the outputs
 of its last batch in its own outbox (docs/streams.md, "Delivery semantics").
 """
 
@@ -59,7 +61,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple, Protocol
 
 from streams.core import authority
-from streams.core.estimates import DeliveryEstimates, estimate_key
+from streams.core.estimates import NO_ROUTE, DeliveryEstimates, RouteFold, estimate_key, folded_key, route_fold
 from streams.core.rules import (
     ARRIVAL_CODES,
     CUSTOMS_CLEARED_CODES,
@@ -245,6 +247,9 @@ class Parcel:
     last_mile_carrier: str | None = None
     #: The current stage stay and what dwell was observed (``streams.core.stages``).
     stages: StageProgress = field(default_factory=StageProgress)
+    #: The estimate route as followed up to the latest entry (``streams.core.estimates.RouteFold``);
+    #: None: not known (a parcel stored before it was kept), folded from the history when needed.
+    route_fold: RouteFold | None = None
 
     # --- derived views -------------------------------------------------------------------------
 
@@ -395,6 +400,9 @@ class Parcel:
             data["last_mile"] = self.last_mile_carrier
         if self.stages != StageProgress():
             data["stages"] = self.stages.to_list()
+        if self.route_fold is not None and self.history.last_key is not None:
+            origin, arrival, departed, located = self.route_fold
+            data["rf"] = [origin, arrival, int(departed), int(located)]
         return data
 
     @classmethod
@@ -407,6 +415,7 @@ class Parcel:
             current = [last[0], last[1], *current]
         location = data.get("loc")
         latest = data.get("latest_loc")
+        fold = data.get("rf")
         return cls(
             tracking_number=data["tn"],
             history=history,
@@ -428,11 +437,17 @@ class Parcel:
             archived_at_ms=data.get("archived"),
             last_mile_carrier=data.get("last_mile"),
             stages=StageProgress.from_list(data.get("stages")),
+            route_fold=RouteFold(fold[0], fold[1], bool(fold[2]), bool(fold[3])) if fold else _unknown_fold(last),
         )
 
     def copy(self) -> Parcel:
         """An independent copy (undo snapshots, restarts in tests)."""
         return Parcel.from_dict(self.to_dict(), self.history.copy())
+
+
+def _unknown_fold(last: list[Any] | None) -> RouteFold | None:
+    """No stored fold: none needed before the first entry; else not known (stored before it was kept)."""
+    return None if last else NO_ROUTE
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,7 +515,7 @@ def fold_scan(
     enough deliveries, and the parcel's first delivery teaches it (the learner is mutated)."""
     tracking_number, classification = check_scan(parcel, scan)
     if parcel is None:
-        parcel = Parcel(tracking_number, History(codec))
+        parcel = Parcel(tracking_number, History(codec), route_fold=NO_ROUTE)
     if parcel.archived_at_ms is not None:
         raise InvalidScanError(
             "parcel_archived", f"parcel {tracking_number!r} was closed and archived; a late scan starts no new history"
@@ -525,22 +540,13 @@ def fold_scan(
         )
     key = _entry_key(entry)
     code = classification.code
-    if code in RULE_CODES and (code not in parcel.first_seen or key[0] < parcel.first_seen[code]):
-        parcel.first_seen[code] = key[0]
-    point = parcel.route_points.get(code)
-    if code in ROUTE_CODES and (point is None or key < (point[0], point[1])):
-        location = entry["location"]
-        parcel.route_points[code] = (key[0], key[1], location["code"] if location else None)
-    shipment = scan.get("shipment")
-    if shipment and parcel.shipment is None:  # written once (streams.core.authority)
-        parcel.shipment = shipment
-        parcel.shipment_key = key
-    if code in authority.LAST_MILE_CODES and entry["carrier"] and parcel.last_mile_carrier is None:
-        parcel.last_mile_carrier = entry["carrier"]
+    _note_facts(parcel, entry, key, scan.get("shipment"))
 
     entries: list[dict[str, Any]] | None = None
     if history.last_key is None or key > history.last_key:
         history.append(entry, data)
+        if parcel.route_fold is not None:
+            parcel.route_fold = parcel.route_fold.step(code, entry["location"])
         was_expired = parcel.expired_at_ms is not None
         parcel.expired_at_ms = None  # a newer scan: the parcel is not silent any more
         runs = _step_timeline(parcel, entry, classification, was_expired)
@@ -549,19 +555,53 @@ def fold_scan(
         observations = step(parcel.stages, entry, classification, parcel.ordered_time_ms) if runs else NO_OBSERVATIONS
     else:
         entries = history.insert(entry, data)
+        parcel.route_fold = route_fold(entries)
         runs = _rebuild_timeline(parcel, entries)
         observations = advance(parcel.stages, entries, parcel.ordered_time_ms)
     if estimates is not None:
-        # The learner reads the route as known at each entry: the history is decoded for it only.
-        entries = entries if entries is not None else history.entries()
         current = parcel.current_entry
         first_delivery = code == "DELIVERED" and parcel.first_seen.get("DELIVERED") == key[0]
         if first_delivery and current is not None and current.event_id == event_id:
-            # The learner learns from a parcel's first delivery only: a repeated one is no new sample.
+            # The learner learns from a parcel's first delivery only: a repeated one is no new
+            # sample. It reads the route as known at each entry: the history is decoded for it.
+            entries = entries if entries is not None else history.entries()
             index = next(i for i, other in enumerate(entries) if other["event_id"] == event_id)
             estimates.observe_delivery(entries, index, parcel.shipment)
     _estimate(parcel, rules, estimates, entries)
     return Fold(parcel, False, runs, observations)
+
+
+def _note_facts(parcel: Parcel, entry: dict[str, Any], key: tuple[int, str], shipment: dict[str, Any] | None) -> None:
+    """The milestones, route points, shipment and last-mile carrier the new entry brings."""
+    code = entry["code"]
+    if code in RULE_CODES and (code not in parcel.first_seen or key[0] < parcel.first_seen[code]):
+        parcel.first_seen[code] = key[0]
+    point = parcel.route_points.get(code)
+    if code in ROUTE_CODES and (point is None or key < (point[0], point[1])):
+        location = entry["location"]
+        parcel.route_points[code] = (key[0], key[1], location["code"] if location else None)
+    if shipment and parcel.shipment is None:  # written once (streams.core.authority)
+        parcel.shipment = shipment
+        parcel.shipment_key = key
+    if code in authority.LAST_MILE_CODES and entry["carrier"] and parcel.last_mile_carrier is None:
+        parcel.last_mile_carrier = entry["carrier"]
+
+
+def current_estimate_key(parcel: Parcel, entries: list[dict[str, Any]] | None = None) -> str | None:
+    """The estimate key of the parcel's current entry (``streams.core.estimates.estimate_key``):
+    from the route fold when the current entry is the latest (a scan's common case), else from the
+    history (``entries``, decoded when not given)."""
+    current = parcel.current_entry
+    assert current is not None
+    fold = parcel.route_fold
+    if fold is not None and (current.event_time_ms, current.event_id) == parcel.history.last_key:
+        return folded_key(fold, current.code, parcel.shipment)
+    if entries is None:
+        entries = parcel.history.entries()
+    if fold is None:  # stored before the fold was kept: folded once, then stepped
+        parcel.route_fold = route_fold(entries)
+    index = next(i for i, other in enumerate(entries) if other["event_id"] == current.event_id)
+    return estimate_key(entries, index, parcel.shipment)
 
 
 def _current_of(entry: dict[str, Any]) -> CurrentEntry:
@@ -628,8 +668,8 @@ def _estimate(
     estimates: DeliveryEstimates | None = None,
     entries: list[dict[str, Any]] | None = None,
 ) -> None:
-    """The estimated delivery window; learned (``estimates``, reading the decoded ``entries``)
-    where the learner knows enough, else the heuristic share of the promise."""
+    """The estimated delivery window; learned (``estimates``; ``entries``: the history, when the
+    fold decoded it) where the learner knows enough, else the heuristic share of the promise."""
     promised = None
     promise_ms = rules.promise_for(parcel.service_level)
     if parcel.ordered_time_ms is not None:
@@ -648,10 +688,8 @@ def _estimate(
         if current.milestone == "ordered" and parcel.ordered_time_ms is not None:
             anchor = parcel.ordered_time_ms
         learned = None
-        if estimates is not None and entries is not None:
-            current_id = parcel.current_entry.event_id
-            index = next(i for i, other in enumerate(entries) if other["event_id"] == current_id)
-            learned = estimates.window(estimate_key(entries, index, parcel.shipment), anchor)
+        if estimates is not None:
+            learned = estimates.window(current_estimate_key(parcel, entries), anchor)
         if learned is not None:
             earliest, latest = learned
         else:

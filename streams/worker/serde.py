@@ -32,6 +32,7 @@ from typing import Any, Final
 import fastavro
 import orjson
 
+from schemas.avro_reader import READ_ERRORS, compile_reader
 from schemas.avro_writer import compile_writer
 from schemas.codec import MAGIC_BYTE, Codec
 from streams.core.authority import last_mile_carrier
@@ -123,8 +124,10 @@ class AvroEntryCodec:
         named = registered.compiled["__named_schemas"]
         others = {name: schema for name, schema in named.items() if name != "parcelstream.HistoryEntry"}
         self.schema = fastavro.parse_schema(named["parcelstream.HistoryEntry"], named_schemas=others)
-        # A generated writer (schemas/avro_writer.py) where the schema allows; fastavro otherwise.
+        # A generated writer and reader (schemas/avro_writer.py, avro_reader.py) where the schema
+        # allows; fastavro otherwise.
         self._writer = compile_writer(self.schema, named)
+        self._reader = compile_reader(self.schema, named)
 
     def encode(self, entry: dict[str, Any]) -> bytes:
         if self._writer is not None:
@@ -136,8 +139,22 @@ class AvroEntryCodec:
         return buffer.getvalue()
 
     def decode(self, blob: bytes, sizes: list[int]) -> list[dict[str, Any]]:
+        if self._reader is not None:
+            try:
+                return self._read(blob, len(sizes))
+            except READ_ERRORS:
+                pass  # damaged bytes: fastavro's verdict
         buffer = io.BytesIO(blob)
         return [fastavro.schemaless_reader(buffer, self.schema, None) for _ in sizes]  # type: ignore[misc]
+
+    def _read(self, blob: bytes, count: int) -> list[dict[str, Any]]:
+        read = self._reader
+        assert read is not None
+        entries, position = [], 0
+        for _ in range(count):
+            entry, position = read(blob, position)
+            entries.append(entry)
+        return entries
 
     def mentions(self, blob: bytes, event_id: str) -> bool:
         return _string(event_id) in blob

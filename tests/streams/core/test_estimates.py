@@ -1,14 +1,28 @@
 from __future__ import annotations
 
 import json
+import random
+from collections import deque
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
+from producers.simulator import SimulationConfig, simulate
 from streams.core.apply import apply_scan
-from streams.core.estimates import DeliveryEstimates, EstimateConfig, backoff_keys, estimate_key, estimate_keys
-from streams.core.parcel import REMAINING_SHARE, Parcel
+from streams.core.consolidation import apply_manifest, apply_unit_scan
+from streams.core.estimates import (
+    DeliveryEstimates,
+    EstimateConfig,
+    backoff_keys,
+    estimate_key,
+    estimate_keys,
+    route_fold,
+)
+from streams.core.parcel import JSON_ENTRIES, REMAINING_SHARE, JsonEntryCodec, Parcel, current_estimate_key
 from streams.core.rules import SlaRules
+from streams.core.taxonomy import InvalidScanError
 from tests.streams.builders import DAY, HOUR, T0, location, scan, shipment
 
 RULES = SlaRules()
@@ -238,3 +252,153 @@ def test_keys_are_bounded_forgetting_the_longest_undelivered() -> None:
 def test_bad_configuration_is_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         EstimateConfig(**kwargs)
+
+
+# --- the route fold: the current entry's key without the history ------------------------------
+
+
+class CountingCodec(JsonEntryCodec):
+    """The core's JSON entries, counting how many times the whole history is decoded."""
+
+    def __init__(self) -> None:
+        self.decodes = 0
+
+    def decode(self, blob: bytes, sizes: list[int]) -> list[dict[str, Any]]:
+        self.decodes += 1
+        return super().decode(blob, sizes)
+
+
+def full_history_key(parcel: Parcel) -> str | None:
+    """The current entry's key as the learner reads it: the whole history followed up to it."""
+    entries = parcel.history.entries()
+    assert parcel.current_entry is not None
+    index = next(i for i, entry in enumerate(entries) if entry["event_id"] == parcel.current_entry.event_id)
+    return estimate_key(entries, index, parcel.shipment)
+
+
+def check_fold(parcel: Parcel) -> None:
+    assert parcel.route_fold == route_fold(parcel.history.entries())
+    assert current_estimate_key(parcel) == full_history_key(parcel)
+    restored = Parcel.from_dict(json.loads(json.dumps(parcel.to_dict())), parcel.history.copy())
+    assert restored.route_fold == parcel.route_fold
+
+
+def fold_all(scans: list[dict[str, Any]], estimates: DeliveryEstimates, codec: JsonEntryCodec = JSON_ENTRIES) -> None:
+    """Apply ``scans`` in the order given, checking the fold and the key after each one."""
+    parcel: Parcel | None = None
+    for event in scans:
+        try:
+            parcel = apply_scan(parcel, event, RULES, event["event_time_ms"], estimates, codec=codec).parcel
+        except InvalidScanError:
+            continue  # refused (streams.core.authority): nothing changed
+        check_fold(parcel)
+
+
+def simulated_parcel_scans(seed: int, parcels: int) -> dict[str, list[dict[str, Any]]]:
+    """Each simulated parcel's scans (its own and the fan-out copies of its units'), in publish order."""
+    units: dict[str, Any] = {}
+    scans: dict[str, list[dict[str, Any]]] = {}
+    queue: deque[tuple[str, dict[str, Any]]] = deque()
+    for record in simulate(SimulationConfig(seed=seed, parcels=parcels, start_ms=T0)).records:
+        queue.append((record.kind, record.value))
+        while queue:
+            kind, value = queue.popleft()
+            if kind == "scan" and value.get("tracking_number"):
+                scans.setdefault(value["tracking_number"], []).append(value)
+                continue
+            apply = apply_manifest if kind == "manifest" else apply_unit_scan
+            unit, fan_out = apply(units.get(value["handling_unit"]), value)
+            units[unit.handling_unit] = unit
+            queue.extend(("scan", copy) for copy in fan_out)
+    return scans
+
+
+def test_the_fold_gives_the_full_history_key_on_simulated_journeys_in_any_order() -> None:
+    journeys = simulated_parcel_scans(seed=3, parcels=150)
+    assert len(journeys) >= 100
+    estimates = DeliveryEstimates(EstimateConfig(min_deliveries=1))  # learned windows from the first deliveries
+    shuffler = random.Random(5)
+    for scans in journeys.values():
+        fold_all(scans, estimates)  # as published: fan-out copies land late, some scans are late
+        shuffled = [*scans, *shuffler.sample(scans, min(2, len(scans)))]  # and a few duplicates
+        shuffler.shuffle(shuffled)
+        fold_all(shuffled, estimates)
+    assert estimates.sketches  # deliveries were learned
+
+
+PLACES = [None, WAREHOUSE, HGH, LGG, HUB, location("-", "facility"), location("", "facility"), location("A|B")]
+ROUTE_TEST_CODES = [
+    "ORDER_CREATED",
+    "ORIGIN_RECEIVED",
+    "LINEHAUL_DEPARTED",
+    "TRANSIT_ARRIVED",
+    "LINEHAUL_ARRIVED",
+    "LINEHAUL_UNLOADED",
+    "IMPORT_CUSTOMS_HELD",
+    "HUB_RECEIVED",
+    "CARRIER_INFORMATION",
+    "OUT_FOR_DELIVERY",
+    "DELIVERED",
+    "RETURNED",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@example([("ORDER_CREATED", None, 0, True), ("CARRIER_INFORMATION", HGH, 1, False)])  # names the route, not current
+@example([("HUB_RECEIVED", HUB, 5, False), ("LINEHAUL_DEPARTED", None, 2, False), ("ORDER_CREATED", None, 0, True)])
+@example(
+    [("LINEHAUL_ARRIVED", LGG, 0, False), ("LINEHAUL_UNLOADED", HUB, 1, False), ("LINEHAUL_DEPARTED", HGH, 2, False)]
+)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(ROUTE_TEST_CODES), st.sampled_from(PLACES), st.integers(0, 40), st.booleans()),
+        min_size=1,
+        max_size=14,
+    )
+)
+def test_the_fold_gives_the_full_history_key_for_any_route_and_arrival_order(
+    steps: list[tuple[str, dict[str, Any] | None, int, bool]],
+) -> None:
+    """Place-less departures, arrivals before a departure, informational scans after the current
+    one, places named "-" or with "|", the shipment arriving late: the same key as the history's."""
+    scans = [
+        scan(
+            code,
+            T0 + hours * HOUR,
+            f"e{index}",
+            where=place,
+            with_shipment=shipment("express") if with_shipment and code == "ORDER_CREATED" else None,
+        )
+        for index, (code, place, hours, with_shipment) in enumerate(steps)
+    ]
+    fold_all(scans, DeliveryEstimates(CONFIG))
+
+
+def test_a_scan_after_the_latest_decodes_no_history_and_a_first_delivery_decodes_it_once() -> None:
+    codec = CountingCodec()
+    estimates = DeliveryEstimates(CONFIG)
+    parcel = None
+    for event in journey("TN-DECODE", T0, DAY)[:-1]:
+        parcel = apply_scan(parcel, event, RULES, event["event_time_ms"], estimates, codec=codec).parcel
+    assert codec.decodes == 0
+    delivered = journey("TN-DECODE", T0, DAY)[-1]
+    apply_scan(parcel, delivered, RULES, delivered["event_time_ms"], estimates, codec=codec)
+    assert codec.decodes == 1  # the learner reads every entry of a first delivery
+
+
+def test_a_parcel_stored_without_its_fold_folds_its_history_once() -> None:
+    codec = CountingCodec()
+    parcel = None
+    for event in journey("TN-OLD", T0, DAY)[:2]:
+        parcel = apply_scan(parcel, event, RULES, event["event_time_ms"], codec=codec).parcel
+    assert parcel is not None
+    stored = parcel.to_dict()
+    del stored["rf"]  # as stored before the fold was kept
+    old = Parcel.from_dict(stored, parcel.history.copy())
+    assert old.route_fold is None
+    estimates = DeliveryEstimates(CONFIG)
+    held = scan("IMPORT_CUSTOMS_HELD", T0 + DAY + HOUR, tracking_number="TN-OLD", where=HUB)
+    outcome = apply_scan(old, held, RULES, held["event_time_ms"], estimates, codec=codec)
+    assert codec.decodes == 1
+    assert outcome.parcel.route_fold == route_fold(outcome.parcel.history.entries())
+    assert current_estimate_key(outcome.parcel) == "CN-HGH-WH1|-|BE|held_import|standard"
