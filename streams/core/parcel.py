@@ -48,8 +48,9 @@ an ``EntryCodec`` (the worker's writes the Avro bytes of a ParcelState history e
 ParcelState is spliced from them), appended to one byte string and never encoded again. Only a
 late event (older than the latest) decodes the entries, to insert itself and fold the timeline
 again, and so does a first delivery for the learner (``observe_delivery`` reads every entry); a
-scan appended after the latest takes its estimate key from the route fold. The replay record of earlier versions is gone: the worker keeps the outputs
-of its last batch in its own outbox (docs/streams.md, "Delivery semantics").
+scan appended after the latest takes its estimate key from the route fold. The replay record of
+earlier versions is gone: the worker keeps the outputs of its last batch in its own outbox
+(docs/streams.md, "Delivery semantics").
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, NamedTuple, Protocol
 
 from streams.core import authority
@@ -441,8 +442,19 @@ class Parcel:
         )
 
     def copy(self) -> Parcel:
-        """An independent copy (undo snapshots, restarts in tests)."""
-        return Parcel.from_dict(self.to_dict(), self.history.copy())
+        """An independent copy (undo snapshots, restarts in tests): every container the core
+        changes in place is copied; values it only replaces (shipment, locations, estimate) are
+        shared."""
+        return replace(
+            self,
+            history=self.history.copy(),
+            first_seen=dict(self.first_seen),
+            route_points=dict(self.route_points),
+            run_counts=dict(self.run_counts),
+            sla_emitted=set(self.sla_emitted),
+            sla_open=dict(self.sla_open),
+            stages=replace(self.stages),
+        )
 
 
 def _unknown_fold(last: list[Any] | None) -> RouteFold | None:

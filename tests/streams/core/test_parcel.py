@@ -350,3 +350,26 @@ def test_past_the_most_scans_a_parcel_keeps_a_scan_is_refused_and_the_parcel_kee
     assert parcel.to_dict() == before and len(parcel.history) == 5
     assert apply_scan(parcel, scan("HUB_SORTED", T0, "e0"), RULES, T0, max_scans=5).duplicate
     assert apply_sla_due(parcel, RULES, T0 + 90 * DAY).changed  # its SLA rules still run
+
+
+def test_a_copy_is_equal_and_independent_of_the_original() -> None:
+    journey = [
+        scan("ORDER_CREATED", T0, with_shipment=shipment()),
+        scan("LINEHAUL_DEPARTED", T0 + DAY, where=HGH),
+        scan("LINEHAUL_ARRIVED", T0 + 3 * DAY, where=LGG),
+    ]
+    parcel, _ = run(*journey)
+    stored, record = json.dumps(parcel.to_dict()), parcel.to_record()
+    copy = parcel.copy()
+    assert copy == parcel and copy.to_record() == record
+    # Every kind of change the core makes in place, on the copy: new runs, milestones and route
+    # points, the stages, the last mile, a late entry, SLA events and open rules days later.
+    run(
+        scan("LINEHAUL_UNLOADED", T0 + 3 * DAY + HOUR, where=LGG),
+        scan("IMPORT_CUSTOMS_CLEARED", T0 + 4 * DAY),
+        scan("LASTMILE_HANDOVER", T0 + 9 * DAY),
+        scan("ORIGIN_RECEIVED", T0 + HOUR, where=location("CN-HGH-WH1", "facility", "CN")),
+        parcel=copy,
+    )
+    assert apply_sla_due(copy, RULES, T0 + 30 * DAY).sla_events
+    assert json.dumps(parcel.to_dict()) == stored and parcel.to_record() == record
