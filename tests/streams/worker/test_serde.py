@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import random
 import statistics
+import zlib
 
 import fastavro
 import orjson
@@ -166,3 +167,22 @@ def test_history_entries_are_read_by_the_generated_reader_as_fastavro_reads_them
         fastavro_entries(damaged, len(history.sizes))
     with pytest.raises(EOFError):
         ENTRIES.decode(damaged, history.sizes)
+
+
+def test_a_value_deflated_with_the_earlier_parameters_still_loads(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def earlier_deflate(data: bytes) -> bytes:  # format P1 as first written: level 6, 32 kB window, memLevel 9
+        compressor = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, serde.ZDICT)
+        return compressor.compress(data) + compressor.flush()
+
+    # A carrier's long text repeated 9 kB apart: only a 32 kB window finds the repeats.
+    reason = "".join(random.Random(1).choices("abcdefghijklmnopqrstuvwxyz ", k=9000))
+    pipeline = Pipeline(codec=ENTRIES)
+    for n in range(2 * CHUNK_ENTRIES + 3):  # sealed chunks and an open one
+        pipeline.feed("scan", {**scan("HUB_SORTED", T0 + n * HOUR, f"e{n}"), "reason": reason})
+    parcel = pipeline.parcels["LP00123456789CN"]
+    with monkeypatch.context() as patched:
+        patched.setattr(serde, "_deflate", earlier_deflate)
+        earlier = encode_parcel(parcel.copy())
+    assert len(earlier) < len(encode_parcel(parcel.copy()))
+    stored = decode_parcel(earlier, ENTRIES)
+    assert stored.to_dict() == parcel.to_dict() and stored.to_record() == parcel.to_record()
