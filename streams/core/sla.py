@@ -165,4 +165,6 @@ def _next_deadline_ms(parcel: Parcel, current: dict[str, Window], rules: SlaRule
 
 def emitted_kind(parcel: Parcel, rule: str, kind: str, deadline_ms: int) -> bool:
     """Whether the parcel already emitted this rule's ``kind`` for ``deadline_ms``."""
+    if not parcel.sla_emitted:  # most evaluations: a parcel that emitted nothing yet, no id to hash
+        return False
     return parcel.has_emitted(sla_event_id(parcel.tracking_number, rule, kind, deadline_ms))
