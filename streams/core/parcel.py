@@ -58,7 +58,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Collection
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple, Protocol
 
 from streams.core import authority
@@ -445,15 +445,29 @@ class Parcel:
         """An independent copy (undo snapshots, restarts in tests): every container the core
         changes in place is copied; values it only replaces (shipment, locations, estimate) are
         shared."""
-        return replace(
-            self,
+        stages = self.stages
+        return Parcel(
+            tracking_number=self.tracking_number,
             history=self.history.copy(),
+            shipment=self.shipment,
+            shipment_key=self.shipment_key,
+            current_entry=self.current_entry,
+            last_location=self.last_location,
+            latest_location=self.latest_location,
             first_seen=dict(self.first_seen),
             route_points=dict(self.route_points),
             run_counts=dict(self.run_counts),
+            update_sequence=self.update_sequence,
+            estimated_delivery=self.estimated_delivery,
+            estimate_on_time=self.estimate_on_time,
             sla_emitted=set(self.sla_emitted),
             sla_open=dict(self.sla_open),
-            stages=replace(self.stages),
+            version=self.version,
+            expired_at_ms=self.expired_at_ms,
+            archived_at_ms=self.archived_at_ms,
+            last_mile_carrier=self.last_mile_carrier,
+            stages=StageProgress(stages.stage, stages.entered_ms, stages.observed_until_ms, stages.transit_observed),
+            route_fold=self.route_fold,
         )
 
 
@@ -462,8 +476,7 @@ def _unknown_fold(last: list[Any] | None) -> RouteFold | None:
     return None if last else NO_ROUTE
 
 
-@dataclass(frozen=True, slots=True)
-class Run:
+class Run(NamedTuple):  # a tuple: one or more made per scan, cheaper than a frozen dataclass
     """A run of the customer-visible timeline that a fold added: its first entry and occurrence."""
 
     classification: Classification

@@ -27,8 +27,7 @@ kind, deadline); the parcel remembers the ids it emitted, so each fires exactly 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from schemas.sla import SLA_RULES
 from streams.core.parcel import Parcel
@@ -42,8 +41,7 @@ from streams.core.rules import (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
+class Window(NamedTuple):  # a tuple: several made per evaluation, cheaper than a frozen dataclass
     start_ms: int
     deadline_ms: int
     met_ms: int | None  # when the milestone was met; None while it is not

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -9,6 +10,7 @@ from schemas.codec import default_codec
 from streams.core.apply import Outcome, apply_scan, apply_sla_due
 from streams.core.parcel import History, Parcel, update_id
 from streams.core.rules import SlaRules
+from streams.core.stages import StageProgress
 from streams.core.taxonomy import InvalidScanError, UnknownScanCode
 from tests.streams.builders import DAY, HOUR, T0, TN, location, scan, shipment
 
@@ -373,3 +375,16 @@ def test_a_copy_is_equal_and_independent_of_the_original() -> None:
     )
     assert apply_sla_due(copy, RULES, T0 + 30 * DAY).sla_events
     assert json.dumps(parcel.to_dict()) == stored and parcel.to_record() == record
+
+
+def test_a_copy_keeps_every_field_of_the_parcel() -> None:
+    """``Parcel.copy`` names the fields one by one: a field added later must be copied too."""
+    parcel, _ = run(scan("ORDER_CREATED", T0, with_shipment=shipment()))
+    containers = {"first_seen": {"x": 1}, "route_points": {"y": 2}, "run_counts": {"z": 3}, "sla_open": {"w": 4}}
+    for name in {field.name for field in dataclasses.fields(Parcel)} - {"history", "stages", *containers}:
+        setattr(parcel, name, object())  # a value no default equals
+    for name, value in containers.items():
+        setattr(parcel, name, value)
+    parcel.sla_emitted = {"v"}
+    parcel.stages = StageProgress("hub", T0, T0, True)
+    assert parcel.copy() == parcel
