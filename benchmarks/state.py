@@ -230,6 +230,7 @@ def measure_core(scans: int, seed: int, repeats: int, partitions: int = 4) -> di
         runs = [run_core(inputs, partitions, batch_size) for _ in range(repeats)]
     finally:
         gc.set_threshold(*thresholds)
+        gc.unfreeze()
     if len({run["outputs_sha256"] for run in runs}) != 1:
         raise RuntimeError("the core's outputs differ between runs of the same inputs")
     best = min(runs, key=lambda run: run["cpu_s"])
