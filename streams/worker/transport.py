@@ -1,4 +1,4 @@
-"""The worker's Kafka transport: Faust's aiokafka transport with two fixes the worker's
+"""The worker's Kafka transport: Faust's aiokafka transport with three fixes the worker's
 correctness after a restart depends on, and a setting Faust does not expose.
 
 1. Changelog end offsets are read from a fetch, so table recovery reads every changelog record.
@@ -20,6 +20,23 @@ killed before its first commit would therefore restart past inputs it never proc
 1500 ms Faust hard-codes. Apache Kafka answers a waiting fetch as soon as data arrives, so there it
 only bounds idle polling; Tansu holds it for the whole wait (measured: p50 produce→consume 622 ms
 at 1500 ms, 23 ms at 100 ms), which made it the floor of the worker's latency.
+
+4. Stream partitions are sought with the flow stopped, and a record handed to a stream while the
+flow is stopped does not count as read. After table recovery Faust resumes the stream partitions,
+seeks them to their committed offsets, then resumes its flow control, which empties every stream
+queue, and only then resumes the flow; but recovery left the flow running, so while the seek is
+under way the fetch loop hands records to the streams. Those records were emptied from the queues
+unprocessed, yet counted as read: Faust's read offset (the last record handed over, per
+partition) had passed them, so when fetched again they were dropped as already read, and the
+hole between the committed offset and the next record handed over was taken as a gap in the
+partition that commits may skip. A worker restarted after a SIGKILL lost inputs with its
+consumer lag at 0 (the SIGKILL test in tests/streams/worker/test_worker.py failed 3 runs in 25
+under CPU load; a failed run's log showed 24 queued records emptied after the seek and offsets
+60-120 of a partition dropped). Stopping the flow first makes the fetch loop leave the rest of
+its batch (Faust discards what it fetches with the flow stopped and seeks again). The record the
+stop interrupts is still marked read by Faust, possibly after the seek reset the read offsets (or
+after a revocation removed them): ``ReadOffsets`` ignores that mark for stream partitions, so
+the record is read again. Changelog partitions keep Faust's behaviour (recovery seeks them).
 """
 
 from __future__ import annotations
@@ -31,6 +48,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
+from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
@@ -111,11 +129,42 @@ class WorkerConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
+class ReadOffsets(dict[TP, int | None]):
+    """Faust's read offsets (per partition, the last offset handed to a stream; None: none yet),
+    except that a stream partition's offset does not move while the consumer's flow is stopped
+    (4. above). Faust marks each record it hands over with ``read_offsets[tp] = offset``; a seek
+    resets them with ``update`` (``perform_seek``; a dict's ``update`` does not go through
+    ``__setitem__``), which always applies. Faust's aiokafka transport seeks stream partitions
+    only there."""
+
+    def __init__(self, consumer: faust_consumer.Consumer) -> None:
+        super().__init__()
+        self._consumer = consumer
+
+    def __missing__(self, tp: TP) -> None:
+        return None
+
+    def __setitem__(self, tp: TP, offset: int | None) -> None:
+        consumer = self._consumer
+        if consumer.flow_active or consumer._is_changelog_tp(tp):
+            super().__setitem__(tp, offset)
+
+
 class WorkerConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer with the module docstring's fixes."""
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # Faust binds the mapping's methods when its fetch loop starts, after this.
+        self._read_offset = ReadOffsets(self)
+
     def _new_consumer_thread(self) -> WorkerConsumerThread:
         return WorkerConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def perform_seek(self) -> None:
+        # Faust's callers resume the flow after emptying the stream queues (4. above).
+        self.stop_flow()
+        await super().perform_seek()
 
     async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
         reported = await super().highwaters(*partitions)

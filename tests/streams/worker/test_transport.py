@@ -1,16 +1,20 @@
-"""Changelog end offsets read from a fetch (streams/worker/transport.py), on the real broker."""
+"""The worker's transport fixes (streams/worker/transport.py), on the real broker: changelog end
+offsets read from a fetch, the fetch long-poll, and read offsets a stopped flow does not move."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+from aiokafka import TopicPartition as AIOKafkaTopicPartition
+from aiokafka.structs import OffsetAndMetadata
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from faust.types import TP
 
 from streams.settings import WorkerSettings
 from streams.worker.app import create_app
-from streams.worker.transport import EndOffsetsError, fetched_end_offsets
+from streams.worker.transport import EndOffsetsError, WorkerConsumer, fetched_end_offsets
 from tests.conftest import unique
 
 pytestmark = pytest.mark.integration
@@ -67,3 +71,62 @@ def test_the_workers_fetch_long_poll_is_its_setting_not_fausts_fixed_one() -> No
 
     assert asyncio.run(fetch_max_wait_ms(WorkerSettings(topic_prefix=unique("t"), fetch_max_wait=0.05))) == 50
     assert asyncio.run(fetch_max_wait_ms(WorkerSettings(topic_prefix=unique("t")))) == 100
+
+
+def test_a_record_handed_over_while_the_flow_is_stopped_does_not_move_its_read_offset() -> None:
+    app = create_app(WorkerSettings(topic_prefix=unique("t")))
+    app.Table("parcels", default=int)
+    consumer = app.consumer
+    scans, changelog = TP(f"{app.conf.id}.scans", 0), TP(next(iter(app.tables.changelog_topics)), 0)
+    # Faust's fetch loop marks each record it hands over through this bound method.
+    mark_read = consumer._read_offset.__setitem__
+
+    mark_read(scans, 41)
+    assert consumer._read_offset[scans] == 41
+    # A revocation removes the read offsets, then stops the flow; the record it interrupted is marked after.
+    consumer._read_offset.pop(scans)
+    consumer.stop_flow()
+    mark_read(scans, 42)
+    assert consumer._read_offset[scans] is None
+    # A seek's reset always applies; a record marked after it does not undo it.
+    consumer._read_offset.update({scans: 30})
+    mark_read(scans, 45)
+    assert consumer._read_offset[scans] == 30
+    # Table recovery reads changelogs with its own seeks, as Faust does.
+    mark_read(changelog, 7)
+    assert consumer._read_offset[changelog] == 7
+    consumer.resume_flow()
+    mark_read(scans, 31)
+    assert consumer._read_offset[scans] == 31
+
+
+def test_a_record_fetched_before_the_seek_to_committed_is_read_again_after_it(bootstrap_servers: str) -> None:
+    """After recovery Faust seeks the stream partitions to their committed offsets while the fetch loop
+    may still be handing over a batch it fetched before; the seek must leave the read offset at the
+    committed offset, or the records below the batch's are dropped as already read when fetched again."""
+    topic = compacted_topic(bootstrap_servers, partitions=1)
+    produce_batches(bootstrap_servers, topic, partition=0, batches=1, per_batch=10)
+    tp = TP(topic, 0)
+
+    async def read_offset_after_a_late_record() -> int | None:
+        app = create_app(WorkerSettings(bootstrap_servers=bootstrap_servers, topic_prefix=unique("t")))
+        consumer = app.consumer
+        assert isinstance(consumer, WorkerConsumer)
+        await consumer.start()
+        try:
+            kafka = consumer._thread._ensure_consumer()
+
+            async def assign_and_commit() -> None:
+                kafka.assign([AIOKafkaTopicPartition(topic, 0)])
+                await kafka.commit({AIOKafkaTopicPartition(topic, 0): OffsetAndMetadata(5, "")})
+
+            await consumer._thread.call_thread(assign_and_commit)
+            mark_read = consumer._read_offset.__setitem__
+            mark_read(tp, 8)  # handed over during recovery from a batch fetched before the seek
+            await consumer.perform_seek()
+            mark_read(tp, 9)  # the next record of that batch, handed over once the seek is done
+            return consumer._read_offset[tp]
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(read_offset_after_a_late_record()) == 5
