@@ -121,8 +121,8 @@ def worker(
         typer.Option(
             envvar="PARCELSTREAM_BATCH_TIMEOUT",
             show_default=False,
-            help="Seconds to wait for a batch to fill before processing what arrived (latency at low load)."
-            + _default("batch_timeout"),
+            help="Seconds to wait for a batch to fill after the previous one before processing what arrived "
+            "(latency at low load; under load batches grow anyway)." + _default("batch_timeout"),
         ),
     ] = None,
     state_cache_size: Annotated[
