@@ -74,8 +74,9 @@ class WorkerSettings(SlaSettings, EventTimeSettings):
     """Seconds the agent waits for a batch to fill before it processes what it has, counted from the
     end of the previous batch (Faust's ``take_events``): at low load every record waits up to this
     long; under load a batch also holds what arrived while the previous one was processed, so
-    batches grow with the load whatever this is. 0.1 put ~90 ms into the median latency at
-    150 records/s; below 0.02 the worker's CPU per record at low load rose (benchmarks/README.md)."""
+    batches grow with the load. At 0.1 records waited ~70 ms on average for their batch at
+    150 records/s; shorter waits cost CPU per record at low load (benchmarks/README.md, "Where the
+    latency goes")."""
     rocksdb_write_buffer_mb: int = Field(4, ge=1)
     """RocksDB memtable size per table partition (two are kept): Faust's default is 64 MiB x 3."""
     rocksdb_block_cache_mb: int = Field(16, ge=1)
