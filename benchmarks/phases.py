@@ -67,7 +67,8 @@ class Probes:
     of interest (commit, gc, timer sweep, fetch) to ``path``."""
 
     def __init__(self, path: str) -> None:
-        self.out: TextIO = open(path, "w", buffering=1 << 16)  # noqa: SIM115  # open for the process's life
+        # Line-buffered: the worker is stopped by a signal, and lines still in a buffer would be lost.
+        self.out: TextIO = open(path, "w", buffering=1)  # noqa: SIM115  # open for the process's life
         self.batch: dict[str, Any] | None = None
         self._gc_started = 0.0
 
