@@ -99,9 +99,9 @@ class WorkerSettings(SlaSettings, EventTimeSettings):
     """Seconds a fetch may wait on the broker for data. Apache Kafka answers as soon as data arrives,
     so there it only bounds idle polling; Tansu waits it out, so it adds up to this much latency."""
     output_producer: OutputProducerKind = "librdkafka"
-    """Producer of the outputs (not of the table changelogs): librdkafka (confluent-kafka, C) or faust
-    (Faust's aiokafka producer, pure Python). Either way a batch's outputs are delivered before its
-    input offsets are committed."""
+    """Producer of the outputs and of the table changelog records: librdkafka (confluent-kafka, C) or
+    faust (Faust's aiokafka producer, pure Python). Either way a batch's changelog records are
+    acknowledged before its outputs are sent, and its outputs before its input offsets are committed."""
     commit_interval: float = Field(2.8, gt=0)
     """Seconds between two commits of the processed input offsets (Faust's default 2.8). A restart
     replays at most this much input (outputs are idempotent), so it trades replay for commits."""

@@ -8,7 +8,8 @@
   of the core's ``Unit.to_dict()``) and ``outbox`` (per source partition, the outputs of its
   last batch), with compacted changelog topics that are never deleted by time
   (``retention.ms=-1``). Per batch the worker writes the tables, waits until the broker
-  acknowledged every changelog record, then publishes the batch's outputs and waits until the
+  acknowledged every changelog record (streams/worker/changelog.py: through librdkafka by default,
+  as the outputs), then publishes the batch's outputs and waits until the
   broker acknowledged them too (streams/worker/outputs.py: through librdkafka by default), before
   the next batch overwrites the outbox (docs/streams.md, "Delivery semantics"). After an
   assignment the worker publishes the outboxes of its partitions again: what a crash kept from
@@ -30,20 +31,23 @@ import asyncio
 import logging
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import faust
 from aiokafka.partitioner import murmur2
+from faust.serializers.codecs import get_codec
 from faust.streams import _current_event  # the current-event context Faust tables read
-from faust.types import EventT, FutureMessage
+from faust.types import TP, EventT, FutureMessage
 
 from schemas.topics import DAY_MS, TopicNames, TopicSpec
 from streams.core.clock import EventClock
 from streams.settings import WorkerSettings
 from streams.worker import metrics
+from streams.worker.changelog import LibrdkafkaChangelog
 from streams.worker.deadlines import DeadlineHeap
 from streams.worker.estimates import PartitionEstimates
-from streams.worker.outputs import create_publisher
+from streams.worker.outputs import LibrdkafkaPublisher, create_publisher
 from streams.worker.processor import (
     ERASED_PREFIX,
     UNIT_TIMER_PREFIX,
@@ -68,16 +72,61 @@ LAG_REFRESH_SECONDS = 2.0
 
 class AckedTable(faust.Table):  # type: ignore[misc]  # faust's classes are untyped
     """A table whose changelog records can be awaited: ``changelog_acked`` returns once the broker
-    acknowledged every record written since its last call (Faust only buffers them)."""
+    acknowledged every record written since its last call (Faust only buffers them).
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    With ``changelog`` set (``StreamWorker`` sets it when outputs go through librdkafka), a write's
+    changelog record goes through that librdkafka producer instead of Faust's (streams/worker/changelog.py):
+    same topic, partition, key and value bytes; the batch awaits ``changelog.acked()``, which also
+    moves the store's persisted offsets as Faust's ``_on_changelog_sent`` does."""
+
+    def __init__(self, *args: Any, changelog: LibrdkafkaChangelog | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._unacked: list[FutureMessage] = []
+        self.changelog = changelog
+        self._changelog_name: str | None = None
+        # The changelog key's bytes as Faust makes them (the table's key serializer, JSON by default).
+        self._dump_key: Callable[[str], bytes] = get_codec(self.key_serializer).dumps
 
     def send_changelog(self, *args: Any, **kwargs: Any) -> FutureMessage:
         sent: FutureMessage = super().send_changelog(*args, **kwargs)
         self._unacked.append(sent)
         return sent
+
+    def on_key_set(self, key: str, value: bytes) -> None:
+        if self.changelog is None:
+            super().on_key_set(key, value)
+            return
+        partition = self._produce_changelog(key, value)
+        self._maybe_set_key_ttl(key, partition)
+        self._sensor_on_set(self, key, value)
+
+    def on_key_del(self, key: str) -> None:
+        if self.changelog is None:
+            super().on_key_del(key)
+            return
+        partition = self._produce_changelog(key, None)  # a tombstone
+        self._maybe_del_key_ttl(key, partition)
+        self._sensor_on_del(self, key)
+
+    def _produce_changelog(self, key: str, value: bytes | None) -> int:
+        """The record Faust's ``send_changelog`` would send, produced through ``changelog``: the key
+        by the table's key serializer (JSON: ``"LP…"``), the value bytes as they are (Faust does
+        not serialize bytes); returns its partition."""
+        assert self.changelog is not None
+        topic = self._changelog_name
+        if topic is None:
+            topic = self._changelog_name = self.changelog_topic_name
+            self.changelog.register(topic, self._on_changelog_acknowledged)
+        partition: int = self.partition_for_key(key)  # the current event's (Faust's default)
+        self.changelog.produce(topic, partition, self._dump_key(key), value)
+        return partition
+
+    def _on_changelog_acknowledged(self, tp: TP, offset: int) -> None:
+        # What Faust's _on_changelog_sent does with the last acknowledged record of a partition.
+        if self.app.in_transaction:
+            self.app.tables.persist_offset_on_commit(self.data, tp, offset)
+        else:
+            self.data.set_persisted_offset(tp, offset)
 
     async def changelog_acked(self) -> None:
         """Raises the send error of a record the broker refused (the batch then fails)."""
@@ -98,7 +147,9 @@ def store_options(settings: WorkerSettings) -> dict[str, Any] | None:
     }
 
 
-def acked_table(app: faust.App, settings: WorkerSettings, name: str, help: str) -> AckedTable:
+def acked_table(
+    app: faust.App, settings: WorkerSettings, name: str, help: str, changelog: LibrdkafkaChangelog | None = None
+) -> AckedTable:
     table = AckedTable(
         app,
         name=name,
@@ -108,6 +159,7 @@ def acked_table(app: faust.App, settings: WorkerSettings, name: str, help: str) 
         beacon=app.tables.beacon,
         help=help,
         options=store_options(settings),
+        changelog=changelog,
     )
     return app.tables.add(table)  # type: ignore[no-any-return]
 
@@ -204,13 +256,24 @@ class StreamWorker:
         self.sla_due = app.topic(self.sla_due_name, key_type=bytes, value_type=bytes)
         self.publisher = create_publisher(settings.output_producer, settings.bootstrap_servers, app)
         app.on_before_shutdown.connect(self._stop_publisher)
-        self.parcels = acked_table(app, settings, "parcels", "Parcel states")
-        self.units = acked_table(app, settings, "units", "Handling units")
-        self.estimates_table = acked_table(
-            app, settings, "estimates", "Learned delivery-time sketches per partition, route, step and service level"
+        # Changelog records through the outputs' librdkafka producer (streams/worker/changelog.py).
+        self.changelog = (
+            LibrdkafkaChangelog(self.publisher.producer) if isinstance(self.publisher, LibrdkafkaPublisher) else None
         )
-        self.outbox = acked_table(app, settings, "outbox", "Outputs of the last batch, per source partition")
-        self.timers = acked_table(app, settings, "timers", "Next due time of every parcel and unit")
+        self.parcels = acked_table(app, settings, "parcels", "Parcel states", self.changelog)
+        self.units = acked_table(app, settings, "units", "Handling units", self.changelog)
+        self.estimates_table = acked_table(
+            app,
+            settings,
+            "estimates",
+            "Learned delivery-time sketches per partition, route, step and service level",
+            self.changelog,
+        )
+        self.outbox = acked_table(
+            app, settings, "outbox", "Outputs of the last batch, per source partition", self.changelog
+        )
+        self.timers = acked_table(app, settings, "timers", "Next due time of every parcel and unit", self.changelog)
+        self.tables = (self.parcels, self.units, self.estimates_table, self.outbox, self.timers)
         self.timers.on_recover(self._rebuild_deadlines)
         self.outbox.on_recover(self._republish_outboxes)
         self.estimates_table.on_recover(self._restore_estimates)
@@ -263,11 +326,7 @@ class StreamWorker:
                 # duplicates, and the core re-sends the outputs it recorded for them.
                 self._write_state(batch, event_of_partition)
                 self._write_estimates(event_of_partition)
-                await self.parcels.changelog_acked()
-                await self.units.changelog_acked()
-                await self.estimates_table.changelog_acked()
-                await self.outbox.changelog_acked()
-                await self.timers.changelog_acked()
+                await self._changelog_acked()
                 # Delivered, not only enqueued, before Faust may commit the batch's offsets and before the
                 # next batch overwrites the outbox: an output the broker refused fails the batch.
                 await self.publisher.publish(outputs)
@@ -280,6 +339,13 @@ class StreamWorker:
             batch.count_metrics()
             for tracking_number, deadline in batch.deadlines():
                 self.deadlines.schedule(tracking_number, deadline)
+
+    async def _changelog_acked(self) -> None:
+        """Every changelog record written so far acknowledged by the broker (raises if one was refused)."""
+        if self.changelog is not None:
+            await self.changelog.acked()
+        for table in self.tables:
+            await table.changelog_acked()  # records sent through Faust's producer, if any
 
     async def _stop_publisher(self, sender: object, **kwargs: object) -> None:
         await self.publisher.stop()

@@ -1,7 +1,8 @@
 """How the worker publishes a batch's outputs (ParcelStates, status updates, SLA events, fan-out
 copies, dead letters): ``await publisher.publish(outputs)`` returns once the broker acknowledged
 every one of them, or raises; the agent returns (and Faust may commit the batch's input offsets)
-only after that. Table changelogs and ``sla-due`` stay on Faust's producer.
+only after that. With ``LibrdkafkaPublisher`` the table changelogs go through its producer too
+(streams/worker/changelog.py); ``sla-due`` stays on Faust's producer.
 
 - ``LibrdkafkaPublisher`` (the default, ``PARCELSTREAM_OUTPUT_PRODUCER=librdkafka``): a
   confluent-kafka producer with the pipeline's reliable settings (schemas/kafka_clients.py:
