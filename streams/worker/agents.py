@@ -289,10 +289,11 @@ class StreamWorker:
         the batch's offsets after this body ran."""
         settings = self.settings
         events: list[EventT]
-        # Faust buffers table changelog sends and makes the consumer wait, message by message, while
-        # more than ``max_messages`` (100) are pending: a batch writes up to one key per message, so
-        # the consumer stalled (and warned "producer buffer full") behind every batch. The batch
-        # awaits its changelog records anyway (``changelog_acked``), which bounds the buffer.
+        # With changelogs on Faust's producer (PARCELSTREAM_OUTPUT_PRODUCER=faust; by default they go
+        # through librdkafka): Faust buffers table changelog sends and makes the consumer wait, message
+        # by message, while more than ``max_messages`` (100) are pending: a batch writes up to one key
+        # per message, so the consumer stalled (and warned "producer buffer full") behind every batch.
+        # The batch awaits its changelog records anyway (``changelog_acked``), which bounds the buffer.
         buffer = self.app.producer.buffer
         buffer.max_messages = max(buffer.max_messages, changelog_buffer_size(settings))
         async for events in stream.take_events(settings.batch_size, within=settings.batch_timeout):

@@ -5,10 +5,11 @@ Profiled under the benchmark, Faust's changelog path (a ``FutureMessage`` per wr
 buffer's task, aiokafka's pure-Python accumulator, sender and connection writes) was the largest
 cost of the Faust shell: about one changelog record per input. ``AckedTable`` (agents.py) hands
 each write to ``LibrdkafkaChangelog.produce`` instead: the same changelog topic and partition
-(the partition of the event that writes the key, as Faust chooses it), the same key bytes (the
-table's ``str`` key, UTF-8, as Faust's ``raw`` serializer makes them) and value bytes (a
-tombstone is a ``None`` value). The batch then awaits ``acked``: one flush of the producer, after
-which every record was acknowledged or the batch fails.
+(the partition of the event that writes the key, as Faust chooses it), the same key bytes (by
+the table's key serializer, JSON: ``"LP…"``: recovery decodes them with it, and compaction needs
+the keys Faust wrote before) and value bytes (Faust passes bytes as they are; a tombstone is a
+``None`` value). The batch then awaits ``acked``: one flush of the producer, after which every
+record was acknowledged or the batch fails.
 
 Faust's ``Table._on_changelog_sent`` keeps, per table partition, the offset of the last
 acknowledged changelog record in the store (RocksDB: recovery after a restart reads only the

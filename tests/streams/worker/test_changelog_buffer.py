@@ -1,4 +1,5 @@
-"""A batch's changelog writes do not stall the worker's consumer behind Faust's producer buffer."""
+"""A batch's changelog writes do not stall the worker's consumer behind Faust's producer buffer
+(``PARCELSTREAM_OUTPUT_PRODUCER=faust``: changelogs and outputs through Faust's producer)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ def test_a_backlog_of_hundreds_of_parcels_is_processed_without_the_producer_buff
     sim = simulation(seed=5, parcels=250)
     publish_records(bootstrap_servers, topics, sim.records)  # a backlog: batches of 1000 inputs
     states = readers(topics.parcel_state)
-    worker = stages.worker(topics, log_level="warning")
+    # Changelogs on Faust's producer (by default they go through librdkafka, without Faust's buffer).
+    worker = stages.worker(topics, log_level="warning", output_producer="faust")
     wait_for_truth(sim, states, [worker], timeout=180)
     # Faust warns each time the consumer waits for its buffer of changelog sends (100 by default).
     assert "producer buffer full" not in worker.log_text()
