@@ -1,14 +1,15 @@
 """Table changelog records through librdkafka (streams/worker/changelog.py) on a real broker and a real
 RocksDB store: the records Faust would have sent (topic, the writing event's partition, key and value
 bytes, tombstones), acknowledged when ``acked`` returns, the store's persisted offset moved to the last
-acknowledged record as Faust's ``_on_changelog_sent`` does; a refused record fails the batch."""
+acknowledged record as Faust's ``_on_changelog_sent`` does; a refused record fails the batch; a killed
+worker restarts on its own RocksDB store."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,11 +21,15 @@ from faust.types import TP, Message
 
 from deploy.embedded import free_port
 from schemas.kafka_clients import producer_config
+from schemas.topics import TopicNames
 from streams.settings import WorkerSettings
 from streams.worker.agents import AckedTable, acked_table
 from streams.worker.app import create_app
 from streams.worker.changelog import ChangelogError, LibrdkafkaChangelog
 from tests.conftest import unique
+from tests.stages import PARTITIONS as STAGE_PARTITIONS
+from tests.stages import StageLauncher, TopicReader, publish_records, wait_for
+from tests.streams.worker.test_worker import simulation, wait_for_truth
 
 pytestmark = pytest.mark.integration
 
@@ -126,3 +131,30 @@ def test_a_changelog_record_the_broker_does_not_acknowledge_fails_the_batch(tmp_
     with pytest.raises(ChangelogError, match="2 of 2 changelog records refused"):
         asyncio.run(changelog.acked())
     assert acknowledged == []  # no persisted offset for records that were not stored
+
+
+def test_a_killed_rocksdb_worker_restarts_on_its_own_store_and_ends_in_the_true_states(
+    bootstrap_servers: str,
+    topics_factory: Callable[..., TopicNames],
+    stages: StageLauncher,
+    readers: Callable[[str], TopicReader],
+) -> None:
+    """The restarted worker finds its RocksDB store with the persisted offsets the delivery reports
+    moved, reads only the changelog records past them, and ends where an uninterrupted run ends."""
+    topics = topics_factory(partitions=STAGE_PARTITIONS)
+    sim = simulation(seed=29)
+    half = len(sim.records) // 2
+    states = readers(topics.parcel_state)
+    first = stages.worker(topics, name="rocks", log_level="warning", store="rocksdb")
+    publish_records(bootstrap_servers, topics, sim.records[:half])
+
+    def processing() -> bool:
+        states.poll()
+        return len(states.records) >= 20
+
+    wait_for(processing, 60, "the first worker's output", [first])
+    first.kill()  # SIGKILL: its store and persisted offsets stay as the last acknowledged batch left them
+    publish_records(bootstrap_servers, topics, sim.records[half:])
+    second = stages.worker(topics, name="rocks", log_level="warning", store="rocksdb")  # the same data dir
+    wait_for_truth(sim, states, [second], timeout=120)
+    assert second.stop() == 0
