@@ -159,15 +159,16 @@ class Probes:
 
         processor.Batch.outputs = marked_outputs  # type: ignore[method-assign]
 
-        changelog_acked = agents.AckedTable.changelog_acked
+        # The batch's wait for every changelog acknowledgement (librdkafka's flush, or the futures of
+        # Faust's buffered sends with PARCELSTREAM_OUTPUT_PRODUCER=faust).
+        changelog_acked = agents.StreamWorker._changelog_acked
 
-        async def probed_changelog_acked(table: Any) -> None:
+        async def probed_changelog_acked(worker: Any) -> None:
             probes.mark("acks_started")
-            await changelog_acked(table)
-            if probes.batch is not None:
-                probes.batch["acked"] = time.time()  # the last table's
+            await changelog_acked(worker)
+            probes.mark("acked")
 
-        agents.AckedTable.changelog_acked = probed_changelog_acked  # type: ignore[method-assign]
+        agents.StreamWorker._changelog_acked = probed_changelog_acked  # type: ignore[method-assign]
 
         for publisher in (outputs.LibrdkafkaPublisher, outputs.FaustPublisher):
 
