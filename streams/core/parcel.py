@@ -48,7 +48,9 @@ an ``EntryCodec`` (the worker's writes the Avro bytes of a ParcelState history e
 ParcelState is spliced from them), appended to one byte string and never encoded again. Only a
 late event (older than the latest) decodes the entries, to insert itself and fold the timeline
 again, and so does a first delivery for the learner (``observe_delivery`` reads every entry); a
-scan appended after the latest takes its estimate key from the route fold. The replay record of
+scan appended after the latest takes its estimate key from the route fold. The decoded entries are
+kept (``History.decoded``) and stepped by the next appends and inserts until the caller drops them
+(``History.forget``: the worker does at the end of each batch), so late scans in a row decode once. The replay record of
 earlier versions is gone: the worker keeps the outputs of its last batch in its own outbox
 (docs/streams.md, "Delivery semantics").
 """
@@ -167,13 +169,23 @@ class History:
     #: The worker's stored form of an unchanged prefix of ``blob`` (compressed chunks); the core
     #: clears it whenever an entry is inserted before the end.
     memo: Any = field(default=None, compare=False)
+    #: The entries as last decoded, kept up to date by ``append`` and ``insert`` until ``forget``:
+    #: a parcel's late scans often come several in a row (unit fan-out copies), each needing them all.
+    decoded: list[dict[str, Any]] | None = field(default=None, compare=False)
 
     def __len__(self) -> int:
         return len(self.sizes)
 
     def entries(self) -> list[dict[str, Any]]:
-        """Every entry, decoded (late events, tests and ``parcelstream parcels show`` only)."""
-        return self.codec.decode(self.blob, self.sizes)
+        """Every entry, decoded (late events, tests and ``parcelstream parcels show`` only): a new
+        list the caller may change, of entries it must not change."""
+        if self.decoded is None:
+            self.decoded = self.codec.decode(self.blob, self.sizes)
+        return list(self.decoded)
+
+    def forget(self) -> None:
+        """Drop the decoded entries (memory: a stored parcel keeps only its bytes)."""
+        self.decoded = None
 
     def contains(self, event_id: str) -> bool:
         if not self.codec.mentions(self.blob, event_id):
@@ -186,6 +198,8 @@ class History:
         self.blob += data
         self.sizes.append(len(data))
         self.last_key = _entry_key(entry)
+        if self.decoded is not None:
+            self.decoded.append(entry)
 
     def insert(self, entry: dict[str, Any], data: bytes) -> list[dict[str, Any]]:
         """Add an entry older than the latest at its place; returns every entry, decoded."""
@@ -197,10 +211,12 @@ class History:
         self.sizes.insert(index, len(data))
         self.memo = None
         entries.insert(index, entry)
-        return entries
+        self.decoded = entries
+        return list(entries)
 
     def copy(self) -> History:
-        return History(self.codec, self.blob, list(self.sizes), self.last_key, self.memo)
+        decoded = None if self.decoded is None else list(self.decoded)
+        return History(self.codec, self.blob, list(self.sizes), self.last_key, self.memo, decoded)
 
 
 class CurrentEntry(NamedTuple):

@@ -404,6 +404,10 @@ class StateCache:
             return
         for table, key in self.deleted:
             self._warm.discard(table, key)
+        for parcel in self._parcels.values():
+            if parcel is not None:
+                # Decoded entries serve the batch's late scans; kept warm, 50k parcels' would not fit.
+                parcel.history.forget()
         parcels = (("parcels", key, parcel) for key, parcel in self._parcels.items() if parcel is not None)
         units = (("units", key, unit) for key, unit in self._units.items() if unit is not None)
         self._warm.keep(self._generation, chain(parcels, units))

@@ -5,13 +5,17 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from schemas.codec import default_codec
 from streams.core.apply import Outcome, apply_scan, apply_sla_due
+from streams.core.estimates import DeliveryEstimates, EstimateConfig
 from streams.core.parcel import History, Parcel, update_id
 from streams.core.rules import SlaRules
 from streams.core.stages import StageProgress
 from streams.core.taxonomy import InvalidScanError, UnknownScanCode
+from streams.worker.serde import AvroEntryCodec
 from tests.streams.builders import DAY, HOUR, T0, TN, location, scan, shipment
 
 RULES = SlaRules()
@@ -388,3 +392,85 @@ def test_a_copy_keeps_every_field_of_the_parcel() -> None:
     parcel.sla_emitted = {"v"}
     parcel.stages = StageProgress("hub", T0, T0, True)
     assert parcel.copy() == parcel
+
+
+CODES = [
+    "ORDER_CREATED",
+    "ORIGIN_RECEIVED",
+    "LINEHAUL_DEPARTED",
+    "LINEHAUL_ARRIVED",
+    "LINEHAUL_UNLOADED",
+    "IMPORT_CUSTOMS_HELD",
+    "IMPORT_CUSTOMS_CLEARED",
+    "HUB_SORTED",
+    "LASTMILE_HANDOVER",
+    "OUT_FOR_DELIVERY",
+    "DELIVERY_ATTEMPT_FAILED",
+    "DELIVERED",
+    "RETURNED",
+]
+
+
+@st.composite
+def arrivals(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Scans of one parcel in any arrival order: late ones, ties in event time, duplicates."""
+    count = draw(st.integers(1, 14))
+    events = []
+    for n in range(count):
+        code = draw(st.sampled_from(CODES))
+        time_ms = T0 + draw(st.integers(0, 12)) * HOUR
+        where = draw(st.sampled_from([HGH, LGG, None]))
+        events.append(scan(code, time_ms, f"e{n}", where=where, with_shipment=shipment() if n == 0 else None))
+    events += draw(st.lists(st.sampled_from(events), max_size=3))
+    return draw(st.permutations(events))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=arrivals(), avro=st.booleans())
+def test_a_parcel_kept_decoded_folds_every_scan_as_one_read_back_from_its_bytes(
+    events: list[dict[str, Any]], avro: bool
+) -> None:
+    """The live parcel keeps its decoded entries from scan to scan (``History.decoded``, stepped by
+    appends and inserts); the reference reads every scan's parcel back from its stored bytes, so it
+    decodes them afresh: same outcomes, same parcel."""
+    codec = AvroEntryCodec(default_codec()) if avro else History().codec
+    kept_learner, read_learner = DeliveryEstimates(EstimateConfig()), DeliveryEstimates(EstimateConfig())
+    kept: Parcel | None = None
+    read: Parcel | None = None
+    for event in events:
+        try:
+            kept_outcome = apply_scan(kept, dict(event), RULES, T0 + DAY, kept_learner, codec=codec)
+        except InvalidScanError as error:
+            with pytest.raises(InvalidScanError, match=error.reason_code):
+                apply_scan(restore(read) if read else None, dict(event), RULES, T0 + DAY, read_learner, codec=codec)
+            continue
+        reread = restore(read) if read else None
+        read_outcome = apply_scan(reread, dict(event), RULES, T0 + DAY, read_learner, codec=codec)
+        kept, read = kept_outcome.parcel, read_outcome.parcel
+        assert kept_outcome.status_updates == read_outcome.status_updates
+        assert kept_outcome.sla_events == read_outcome.sla_events
+        assert kept == read and kept.to_record() == read.to_record()
+        assert kept.history.entries() == read.history.copy().entries() == restore(read).history.entries()
+    assert kept_learner == read_learner
+
+
+def test_late_scans_in_a_row_decode_the_history_once() -> None:
+    decoded: list[int] = []
+
+    class CountingCodec(type(History().codec)):  # type: ignore[misc]
+        def decode(self, blob: bytes, sizes: list[int]) -> list[dict[str, Any]]:
+            decoded.append(len(sizes))
+            return super().decode(blob, sizes)
+
+    codec = CountingCodec()
+    parcel = None
+    for n in range(10):
+        parcel = apply_scan(parcel, scan("HUB_SORTED", T0 + 10 * HOUR + n, f"e{n}"), RULES, T0, codec=codec).parcel
+    for n in range(3):
+        parcel = apply_scan(parcel, scan("ORIGIN_RECEIVED", T0 + n * HOUR, f"late{n}"), RULES, T0, codec=codec).parcel
+        parcel = apply_scan(parcel, scan("HUB_SORTED", T0 + 20 * HOUR + n, f"new{n}"), RULES, T0, codec=codec).parcel
+    assert decoded == [10]  # once, then stepped by every insert and append
+    assert parcel is not None
+    assert [entry["event_id"] for entry in parcel.history.entries()][:4] == ["late0", "late1", "late2", "e0"]
+    parcel.history.forget()
+    assert len(parcel.history.entries()) == 16 and decoded == [10, 16]

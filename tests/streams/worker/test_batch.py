@@ -14,6 +14,7 @@ from prometheus_client import REGISTRY
 from schemas.codec import default_codec
 from schemas.topics import TopicNames
 from streams.core.clock import EventClock
+from streams.core.parcel import Parcel
 from streams.core.rules import SlaRules
 from streams.worker.processor import Output, Processor, SourceMessage, WarmCache, loads, read_outbox
 from streams.worker.serde import decode_parcel
@@ -253,6 +254,23 @@ def test_the_warm_cache_keeps_at_most_its_size_dropping_the_oldest() -> None:
     assert len(warm) == 2
     assert warm.get("parcels", "LP00000001CN") is None
     assert warm.get("parcels", "LP00000003CN") is not None
+
+
+def test_the_warm_cache_keeps_parcels_without_their_decoded_entries() -> None:
+    """A late scan decodes the history and the batch keeps it decoded for the next late ones; the
+    warm cache holds up to 50k parcels, so they go back to bytes only."""
+    processor = Processor(TOPICS, SlaRules(), EventClock(1.0))
+    parcels: dict[str, bytes] = {}
+    warm = WarmCache(100)
+    batch = processor.batch(parcels, {}, warm)
+    batch.add(encoded("scan", scan("ORDER_CREATED", T0, "e1", with_shipment=shipment()), 0), T0)
+    batch.add(encoded("scan", scan("HUB_RECEIVED", T0 + 2 * HOUR, "e3"), 1), T0)
+    batch.add(encoded("scan", scan("ORIGIN_RECEIVED", T0 + HOUR, "e2"), 2), T0)  # late: decodes
+    batch.write_state(parcels, {})
+    batch.state.keep_warm()
+    kept = warm.get("parcels", TN)
+    assert isinstance(kept, Parcel) and kept.history.decoded is None
+    assert [entry["event_id"] for entry in kept.history.entries()] == ["e1", "e2", "e3"]
 
 
 def status_updates_total(status: str) -> float:
