@@ -256,21 +256,31 @@ def test_the_warm_cache_keeps_at_most_its_size_dropping_the_oldest() -> None:
     assert warm.get("parcels", "LP00000003CN") is not None
 
 
-def test_the_warm_cache_keeps_parcels_without_their_decoded_entries() -> None:
-    """A late scan decodes the history and the batch keeps it decoded for the next late ones; the
-    warm cache holds up to 50k parcels, so they go back to bytes only."""
+def test_the_warm_cache_keeps_the_decoded_entries_of_its_newest_parcels_only() -> None:
+    """A late scan decodes the history; the warm cache keeps it decoded for the parcel's next late
+    scans (unit fan-out copies), for its ``max_decoded`` newest parcels only (memory)."""
     processor = Processor(TOPICS, SlaRules(), EventClock(1.0))
     parcels: dict[str, bytes] = {}
-    warm = WarmCache(100)
-    batch = processor.batch(parcels, {}, warm)
-    batch.add(encoded("scan", scan("ORDER_CREATED", T0, "e1", with_shipment=shipment()), 0), T0)
-    batch.add(encoded("scan", scan("HUB_RECEIVED", T0 + 2 * HOUR, "e3"), 1), T0)
-    batch.add(encoded("scan", scan("ORIGIN_RECEIVED", T0 + HOUR, "e2"), 2), T0)  # late: decodes
-    batch.write_state(parcels, {})
-    batch.state.keep_warm()
-    kept = warm.get("parcels", TN)
-    assert isinstance(kept, Parcel) and kept.history.decoded is None
-    assert [entry["event_id"] for entry in kept.history.entries()] == ["e1", "e2", "e3"]
+    warm = WarmCache(100, max_decoded=1)
+    numbers = ["LP00000001CN", "LP00000002CN"]
+    for index, number in enumerate(numbers):
+        batch = processor.batch(parcels, {}, warm)
+        order = scan("ORDER_CREATED", T0, f"{number}-1", tracking_number=number, with_shipment=shipment())
+        batch.add(encoded("scan", order, 3 * index), T0)
+        batch.add(
+            encoded("scan", scan("HUB_RECEIVED", T0 + 2 * HOUR, f"{number}-3", tracking_number=number), 3 * index + 1),
+            T0,
+        )
+        late = scan("ORIGIN_RECEIVED", T0 + HOUR, f"{number}-2", tracking_number=number)
+        batch.add(encoded("scan", late, 3 * index + 2), T0)  # decodes the history
+        batch.write_state(parcels, {})
+        batch.state.keep_warm()
+    first, second = (warm.get("parcels", number) for number in numbers)
+    assert isinstance(first, Parcel) and isinstance(second, Parcel)
+    assert first.history.decoded is None  # the oldest: back to bytes only
+    assert second.history.decoded is not None
+    assert [entry["event_id"] for entry in second.history.decoded] == [f"{numbers[1]}-{n}" for n in (1, 2, 3)]
+    assert first.history.entries() == decode_parcel(parcels[numbers[0]], first.history.codec).history.entries()
 
 
 def status_updates_total(status: str) -> float:
