@@ -50,7 +50,8 @@ late event (older than the latest) decodes the entries, to insert itself and fol
 again, and so does a first delivery for the learner (``observe_delivery`` reads every entry); a
 scan appended after the latest takes its estimate key from the route fold. The decoded entries are
 kept (``History.decoded``) and stepped by the next appends and inserts until the caller drops them
-(``History.forget``: the worker does at the end of each batch), so late scans in a row decode once. The replay record of
+(``History.forget``: the worker's warm cache keeps them for its newest parcels only), so late scans
+in a row decode once. The replay record of
 earlier versions is gone: the worker keeps the outputs of its last batch in its own outbox
 (docs/streams.md, "Delivery semantics").
 """
