@@ -9,15 +9,18 @@ what ``Codec.encode("ParcelState", record)`` writes (tests/streams/worker/test_s
 
 Stored parcel (``encode_parcel`` / ``decode_parcel``)::
 
-    b"P1" | varint length | deflate(varint header length | header | open chunk's entries)
+    b"P2" | varint length | zstd(varint header length | header | open chunk's entries)
           | sealed chunks (deflate, CHUNK_ENTRIES entries each)
+
+(``P1``, still read, deflated the first part too.)
 
 The header is the orjson of ``Parcel.to_dict()`` with the entries' ``sizes`` and the sealed
 ``chunks``' lengths. Entries are compressed in chunks of ``CHUNK_ENTRIES`` (raw deflate with a
 fixed dictionary of the taxonomy's words): a full chunk is compressed once, when it fills, and
 kept compressed (``History.memo``) while the history's prefix does not change; the header and the
-open chunk, both bounded, are compressed at every write. So a scan costs the same whatever the
-length of the history.
+open chunk, both bounded, are compressed at every write, with zstd (level 1, the same words as a
+raw-content dictionary): 3× cheaper than deflate for ~10 % more bytes, and this is the compression
+every table write pays. So a scan costs the same whatever the length of the history.
 The dictionary is part of the stored format: never change ``_ZDICT_TEXT``, add a new format.
 """
 
@@ -31,6 +34,7 @@ from typing import Any, Final
 
 import fastavro
 import orjson
+import zstandard
 
 from schemas.avro_reader import READ_ERRORS, compile_reader
 from schemas.avro_writer import compile_writer
@@ -42,7 +46,9 @@ from streams.core.stages import StageProgress
 _TAIL_FIELDS = ["open_sla", "version"]
 #: Entries per compressed chunk of a stored history.
 CHUNK_ENTRIES: Final = 8
-PARCEL_FORMAT: Final = b"P1"
+PARCEL_FORMAT: Final = b"P2"
+#: The first format: its first part deflated as the sealed chunks are (still read).
+DEFLATED_PARCEL_FORMAT: Final = b"P1"
 _ZDICT_TEXT: Final = (
     "AVAILABLE_FOR_PICKUP AttemptFail AvailableForPickup BE CN CustomsHold DAMAGED DE DELIVERED "
     "DELIVERY_ATTEMPT_FAILED Delivered EXPORT_CANCELLED EXPORT_CUSTOMS_CLEARED EXPORT_CUSTOMS_HELD "
@@ -122,6 +128,18 @@ def _deflate(data: bytes) -> bytes:
         DEFLATE_LEVEL, zlib.DEFLATED, -DEFLATE_WINDOW_BITS, DEFLATE_MEMORY_LEVEL, zlib.Z_DEFAULT_STRATEGY, ZDICT
     )
     return compressor.compress(data) + compressor.flush()
+
+
+#: The changing part of a stored parcel, compressed at every table write: zstd level 1 with the
+#: dictionary as raw content (measured on the benchmark's parcels: 29 µs and ~1,010 B a write,
+#: against 88 µs and ~920 B deflated). No checksum: the changelog and RocksDB have their own.
+ZSTD_LEVEL: Final = 1
+_ZSTD_DICT = zstandard.ZstdCompressionDict(ZDICT, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+_ZSTD_DICT.precompute_compress(level=ZSTD_LEVEL)
+_ZSTD_COMPRESSOR = zstandard.ZstdCompressor(
+    level=ZSTD_LEVEL, dict_data=_ZSTD_DICT, write_checksum=False, write_content_size=True, write_dict_id=False
+)
+_ZSTD_DECOMPRESSOR = zstandard.ZstdDecompressor(dict_data=_ZSTD_DICT)
 
 
 def decompress_chunk(data: bytes) -> bytes:
@@ -243,7 +261,7 @@ def encode_parcel(parcel: Parcel) -> bytes:
     head = orjson.dumps(header)
     tail_start = sum(history.sizes[: len(chunks) * CHUNK_ENTRIES])
     # The fields and the open chunk change at every write; both are bounded, so is compressing them.
-    packed = _deflate(b"".join((_varint(len(head)), head, history.blob[tail_start:])))
+    packed = _ZSTD_COMPRESSOR.compress(b"".join((_varint(len(head)), head, history.blob[tail_start:])))
     return b"".join((PARCEL_FORMAT, _varint(len(packed)), packed, *chunks))
 
 
@@ -251,10 +269,12 @@ def decode_parcel(data: bytes, entries: AvroEntryCodec) -> Parcel:
     """A stored parcel from its table value (``encode_parcel``, or the JSON of earlier versions)."""
     if data[:1] == b"{":
         return _from_legacy_json(orjson.loads(data), entries)
-    if data[:2] != PARCEL_FORMAT:
-        raise ValueError(f"unknown stored parcel format {bytes(data[:2])!r}")
+    tag = data[:2]
+    if tag not in (PARCEL_FORMAT, DEFLATED_PARCEL_FORMAT):
+        raise ValueError(f"unknown stored parcel format {bytes(tag)!r}")
     length, offset = _read_varint(data, 2)
-    packed = decompress_chunk(data[offset : offset + length])
+    first = data[offset : offset + length]
+    packed = _ZSTD_DECOMPRESSOR.decompress(first) if tag == PARCEL_FORMAT else decompress_chunk(first)
     offset += length
     head_length, head_start = _read_varint(packed, 0)
     header = orjson.loads(packed[head_start : head_start + head_length])

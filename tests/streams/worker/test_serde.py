@@ -169,10 +169,13 @@ def test_history_entries_are_read_by_the_generated_reader_as_fastavro_reads_them
         ENTRIES.decode(damaged, history.sizes)
 
 
-def test_a_value_deflated_with_the_earlier_parameters_still_loads(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_value_of_the_first_format_deflated_with_the_earlier_parameters_still_loads(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     def earlier_deflate(data: bytes) -> bytes:  # format P1 as first written: level 6, 32 kB window, memLevel 9
         compressor = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, serde.ZDICT)
         return compressor.compress(data) + compressor.flush()
+
+    class DeflatingFirstPart:  # P1 deflated the header and the open chunk too
+        compress = staticmethod(earlier_deflate)
 
     # A carrier's long text repeated 9 kB apart: only a 32 kB window finds the repeats.
     reason = "".join(random.Random(1).choices("abcdefghijklmnopqrstuvwxyz ", k=9000))
@@ -182,7 +185,10 @@ def test_a_value_deflated_with_the_earlier_parameters_still_loads(monkeypatch) -
     parcel = pipeline.parcels["LP00123456789CN"]
     with monkeypatch.context() as patched:
         patched.setattr(serde, "_deflate", earlier_deflate)
+        patched.setattr(serde, "_ZSTD_COMPRESSOR", DeflatingFirstPart())
+        patched.setattr(serde, "PARCEL_FORMAT", b"P1")
         earlier = encode_parcel(parcel.copy())
+    assert earlier[:2] == b"P1" and encode_parcel(parcel.copy())[:2] == b"P2"
     assert len(earlier) < len(encode_parcel(parcel.copy()))
     stored = decode_parcel(earlier, ENTRIES)
     assert stored.to_dict() == parcel.to_dict() and stored.to_record() == parcel.to_record()
