@@ -1,9 +1,12 @@
 """The worker's transport fixes (streams/worker/transport.py), on the real broker: changelog end
-offsets read from a fetch, the fetch long-poll, and read offsets a stopped flow does not move."""
+offsets read from a fetch, the fetch long-poll, read offsets a stopped flow does not move, and the
+fetch loop's hand-over of a record without tasks unless it waits."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 from aiokafka import TopicPartition as AIOKafkaTopicPartition
@@ -11,6 +14,7 @@ from aiokafka.structs import OffsetAndMetadata
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from faust.types import TP
+from mode.services import WaitResults
 
 from streams.settings import WorkerSettings
 from streams.worker.app import create_app
@@ -130,3 +134,130 @@ def test_a_record_fetched_before_the_seek_to_committed_is_read_again_after_it(bo
             await consumer.stop()
 
     assert asyncio.run(read_offset_after_a_late_record()) == 5
+
+
+def worker_consumer() -> WorkerConsumer:
+    consumer = create_app(WorkerSettings(topic_prefix=unique("t"))).consumer
+    assert isinstance(consumer, WorkerConsumer)
+    return consumer
+
+
+def test_a_record_handed_over_without_waiting_is_handed_over_in_the_fetch_loops_task() -> None:
+    async def hand_over() -> tuple[WaitResults, bool, Coroutine[Any, Any, Any]]:
+        consumer = worker_consumer()
+        fetch_loop = asyncio.current_task()
+        in_fetch_loop = False
+
+        async def callback() -> str:
+            nonlocal in_fetch_loop
+            in_fetch_loop = asyncio.current_task() is fetch_loop
+            return "handed over"
+
+        handed_over = callback()
+        results = await consumer.wait_first(handed_over, consumer.suspend_flow.wait())
+        return results, in_fetch_loop, handed_over
+
+    results, in_fetch_loop, handed_over = asyncio.run(hand_over())
+    assert results == WaitResults([handed_over], ["handed over"], False)
+    assert in_fetch_loop  # no task was created for it
+
+
+def test_a_record_whose_hand_over_waits_is_handed_over_when_the_wait_ends() -> None:
+    async def hand_over() -> tuple[WaitResults, Coroutine[Any, Any, Any], list[str]]:
+        consumer = worker_consumer()
+        loop = asyncio.get_running_loop()
+        queue_has_room, refused = loop.create_future(), loop.create_future()
+        steps: list[str] = []
+
+        async def callback() -> int:
+            steps.append("full queue")
+            room = await queue_has_room
+            await asyncio.sleep(0)  # a bare yield
+            try:
+                await refused
+            except KeyError:
+                steps.append("error thrown in")
+            return room
+
+        handed_over = callback()
+        loop.call_soon(queue_has_room.set_result, 3)
+        loop.call_soon(refused.set_exception, KeyError("full"))
+        return await consumer.wait_first(handed_over, consumer.suspend_flow.wait()), handed_over, steps
+
+    results, handed_over, steps = asyncio.run(hand_over())
+    assert results == WaitResults([handed_over], [3], False)
+    assert steps == ["full queue", "error thrown in"]
+
+
+@pytest.mark.parametrize("stop", ["flow", "consumer"])
+def test_a_hand_over_blocked_when_the_flow_or_the_consumer_stops_is_cancelled(stop: str) -> None:
+    async def hand_over() -> tuple[WaitResults, bool, bool]:
+        consumer = worker_consumer()
+        loop = asyncio.get_running_loop()
+        blocked, cancelled = asyncio.Event(), asyncio.Event()
+        queue_has_room = loop.create_future()
+
+        async def callback() -> None:
+            try:
+                blocked.set()
+                await queue_has_room
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
+        fetch_loop = asyncio.create_task(consumer.wait_first(callback(), consumer.suspend_flow.wait()))
+        await blocked.wait()
+        if stop == "flow":
+            consumer.stop_flow()
+        else:
+            consumer._stopped.set()
+        results = await fetch_loop
+        await asyncio.wait_for(cancelled.wait(), timeout=5)
+        return results, cancelled.is_set(), queue_has_room.cancelled()
+
+    results, cancelled, wait_cancelled = asyncio.run(hand_over())
+    assert results.stopped is (stop == "consumer")
+    assert not results.results or results.results == [True]  # the flow's stop won, not the hand-over
+    assert cancelled and wait_cancelled
+
+
+@pytest.mark.parametrize("waits", [False, True])
+def test_a_hand_over_error_propagates(waits: bool) -> None:
+    async def hand_over() -> None:
+        consumer = worker_consumer()
+        loop = asyncio.get_running_loop()
+
+        async def callback() -> None:
+            if waits:
+                ready = loop.create_future()
+                loop.call_soon(ready.set_result, None)
+                await ready
+            raise ValueError("undecodable")
+
+        await consumer.wait_first(callback(), consumer.suspend_flow.wait())
+
+    with pytest.raises(ValueError, match="undecodable"):
+        asyncio.run(hand_over())
+
+
+@pytest.mark.parametrize("call", ["flow stopped", "another event"])
+def test_other_waits_keep_fausts_tasks(call: str) -> None:
+    async def task_of_callback() -> bool:
+        consumer = worker_consumer()
+        caller = asyncio.current_task()
+        other_event = asyncio.Event()
+        in_caller = True
+
+        async def callback() -> None:
+            nonlocal in_caller
+            in_caller = asyncio.current_task() is caller
+
+        if call == "flow stopped":
+            consumer.stop_flow()
+            # Faust's wait_first with a stopped flow: both finish, the callback in its own task.
+            await consumer.wait_first(callback(), consumer.suspend_flow.wait())
+        else:
+            await consumer.wait_first(callback(), other_event.wait())
+        return in_caller
+
+    assert asyncio.run(task_of_callback()) is False
