@@ -45,6 +45,7 @@ QUIX_REQUIREMENTS = (
     "prometheus-client==0.26.0",
     "fastdigest==0.12.0",
     "aiokafka==0.14.0",
+    "zstandard==0.25.0",
 )
 #: In run order: the limit and the worker first, the slower references after.
 THROUGHPUT = ("raw_confluent", "raw_aiokafka", "parcelstream_1w", "parcelstream_2w", "quix_streams", "naive_faust")
