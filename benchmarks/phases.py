@@ -32,7 +32,6 @@ import gc
 import itertools
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -304,18 +303,6 @@ def print_report(rows: list[dict[str, Any]]) -> None:
                 )
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-
 @cli.command()
 def run(
     rate: Annotated[
@@ -340,6 +327,7 @@ def run(
     from benchmarks.data import build_dataset
     from benchmarks.latency import LoadRun
     from benchmarks.measure import cpu_seconds
+    from benchmarks.run import stop_processes
     from deploy.embedded import EmbeddedBroker, create_topics
     from schemas.topics import TopicNames
 
@@ -391,7 +379,7 @@ def run(
                 )
         finally:
             load.close()
-            _stop(process)
+            stop_processes([process])
     found = read_records(phases_file)
     for row in rows:
         row["phases"] = analyse(found, row["start"], row["end"])

@@ -172,7 +172,7 @@ class Harness:
                 time.sleep(0.2)  # polling for the result file, with a deadline
             report = json.loads(result_file.read_text())
         finally:
-            _stop([process])
+            stop_processes([process])
         return Outcome(
             name,
             ok=True,
@@ -266,7 +266,7 @@ class Harness:
             peak = sum(peak_rss_bytes(process.pid) for process in processes)
         finally:
             counter.close()
-            _stop(processes)
+            stop_processes(processes)
         assert counter.first_timestamp_ms is not None and cpu_at_first is not None
         return Outcome(
             name,
@@ -307,7 +307,7 @@ class Harness:
                 results.append({"load_fraction": fraction, "fetch_max_wait_s": fetch_max_wait, **asdict(result)})
         finally:
             load.close()
-            _stop(processes)
+            stop_processes(processes)
         return results
 
 
@@ -335,7 +335,8 @@ def _tail(path: Path, chars: int = 300) -> str:
     return " ".join(text[-chars:].split())
 
 
-def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Stop each process group: SIGTERM, then SIGKILL after 20 s."""
     for process in processes:
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
