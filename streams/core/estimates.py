@@ -140,8 +140,8 @@ class RouteFold(NamedTuple):
     """``_routes`` one entry at a time, whatever the shipment: the place naming the origin (None:
     the shipment's origin country), the arrival place ("-": not known yet), whether the linehaul
     departed and whether a place was scanned before it. A parcel keeps the fold of its latest
-    entry and steps it with each newer one, so the key of a new scan needs no history (the same
-    keys as ``estimate_key``: tests/streams/core/test_estimates.py)."""
+    entry and steps it with each newer one, so the key of a new scan needs no history (``_routes``,
+    which ``estimate_key`` reads, folds the whole history with it)."""
 
     origin: str | None = None
     arrival: str = "-"
@@ -154,6 +154,8 @@ class RouteFold(NamedTuple):
         if code == "LINEHAUL_DEPARTED" and not self.departed:
             return RouteFold(place or self.origin, self.arrival, True, self.located)
         if place and not (self.located or self.departed):
+            # Before the departure the first place scanned names the lane (the origin warehouse
+            # tells air from rail or sea): a country alone would mix journeys of 4 and 40 days.
             return RouteFold(place, self.arrival, False, True)
         if code in ARRIVAL_CODES and self.arrival == "-" and place:
             return RouteFold(self.origin, place, self.departed, self.located)
@@ -178,24 +180,10 @@ def route_fold(history: Iterable[dict[str, Any]]) -> RouteFold:
 
 def _routes(history: Sequence[dict[str, Any]], shipment: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(origin, arrival) as known at each history entry ("-" for a part not known yet)."""
-    origin = shipment.get("origin_country") or "-"
-    arrival = "-"
-    departed = located = False
+    fold = NO_ROUTE
     for entry in history:
-        code = entry["code"]
-        location = entry.get("location")
-        place = location.get("code") if location else None
-        if code == "LINEHAUL_DEPARTED" and not departed:
-            departed = True
-            origin = place or origin
-        elif place and not (located or departed):
-            # Before the departure the first place scanned names the lane (the origin warehouse
-            # tells air from rail or sea): a country alone would mix journeys of 4 and 40 days.
-            located = True
-            origin = place
-        elif code in ARRIVAL_CODES and arrival == "-" and place:
-            arrival = place
-        yield origin, arrival
+        fold = fold.step(entry["code"], entry.get("location"))
+        yield fold.route(shipment)
 
 
 def _key(route: tuple[str, str], code: str, shipment: dict[str, Any]) -> str | None:
