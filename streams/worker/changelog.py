@@ -26,9 +26,7 @@ from collections.abc import Callable
 from confluent_kafka import KafkaError, Message, Producer
 from faust.types import TP
 
-#: Seconds a batch's changelog records may take to be acknowledged before the batch fails (as the
-#: outputs' DELIVERY_TIMEOUT: librdkafka's own message.timeout.ms is 30 s).
-CHANGELOG_DELIVERY_TIMEOUT = 40.0
+from streams.worker.outputs import DELIVERY_TIMEOUT
 
 
 class ChangelogError(RuntimeError):
@@ -78,9 +76,7 @@ class LibrdkafkaChangelog:
         if not self._produced:
             return
         produced, self._produced = self._produced, 0
-        remaining = await asyncio.get_running_loop().run_in_executor(
-            None, self.producer.flush, CHANGELOG_DELIVERY_TIMEOUT
-        )
+        remaining = await asyncio.get_running_loop().run_in_executor(None, self.producer.flush, DELIVERY_TIMEOUT)
         acknowledged, self._acknowledged = self._acknowledged, {}
         errors, self._errors = self._errors, []
         for (topic, partition), offset in acknowledged.items():
@@ -90,6 +86,4 @@ class LibrdkafkaChangelog:
         if errors:
             raise ChangelogError(f"{len(errors)} of {produced} changelog records refused, first: {errors[0].str()}")
         if remaining:
-            raise ChangelogError(
-                f"{remaining} records not acknowledged within {CHANGELOG_DELIVERY_TIMEOUT:.0f} s (changelogs)"
-            )
+            raise ChangelogError(f"{remaining} records not acknowledged within {DELIVERY_TIMEOUT:.0f} s (changelogs)")
