@@ -112,12 +112,11 @@ def compress_chunk(data: bytes) -> bytes:
     return _deflate(data)
 
 
-#: How values are deflated. A stored value is a few kB: with a window of 8 kB (the dictionary fits)
-#: and memory level 6, zlib's state is ~64 kB instead of ~384 kB (window 32 kB, memory level 9),
-#: so creating the compressor (once per table write) costs ~35 µs less, and values under 8 kB come
-#: out byte for byte the same. Level 1 was
-#: ~7 µs cheaper still but wrote ~3 % more bytes. ``decompress_chunk`` reads any window up to
-#: 32 kB: values written with the earlier parameters read the same.
+#: How sealed chunks are deflated (once each). A chunk is a few kB: with a window of 8 kB (the
+#: dictionary fits) and memory level 6, zlib's state is ~64 kB instead of ~384 kB (window 32 kB,
+#: memory level 9), so creating the compressor costs ~35 µs less, and chunks under 8 kB come out
+#: byte for byte the same. ``decompress_chunk`` reads any window up to 32 kB: values written with
+#: the earlier parameters read the same.
 DEFLATE_LEVEL: Final = 6
 DEFLATE_WINDOW_BITS: Final = 13
 DEFLATE_MEMORY_LEVEL: Final = 6
