@@ -28,7 +28,8 @@ Reader = Callable[[bytes, int], tuple[dict[str, Any], int]]
 
 
 def read_long(data: bytes, position: int) -> tuple[int, int]:
-    """Avro int/long at ``position``: (value, position after it)."""
+    """Avro int/long at ``position``: (value, position after it). The generated readers inline
+    the same loop (``_Generator.long``)."""
     byte = data[position]
     position += 1
     value = byte & 0x7F
@@ -45,18 +46,28 @@ def read_long(data: bytes, position: int) -> tuple[int, int]:
 
 class _Generator(CodeGenerator):
     def __init__(self, named: Mapping[str, Any]) -> None:
-        super().__init__(named, {"_read_long": read_long})
+        super().__init__(named, {})
         self._open: list[str] = []  # records being generated: a recursive schema is not inlined
 
     def long(self, target: str, indent: str) -> list[str]:
-        """Lines reading a varint into ``target`` (one byte inline: most lengths and small ints)."""
+        """Lines reading a varint into ``target``, inline (no call, no tuple): one byte for most
+        lengths and small ints, a loop for the rest (millisecond timestamps: 6 bytes)."""
         return [
             f"{indent}b = data[p]",
+            f"{indent}p += 1",
             f"{indent}if b < 0x80:",
             f"{indent}    {target} = (b >> 1) ^ -(b & 1)",
-            f"{indent}    p += 1",
             f"{indent}else:",
-            f"{indent}    {target}, p = _read_long(data, p)",
+            f"{indent}    x = b & 0x7F",
+            f"{indent}    s = 7",
+            f"{indent}    while True:",
+            f"{indent}        b = data[p]",
+            f"{indent}        p += 1",
+            f"{indent}        x |= (b & 0x7F) << s",
+            f"{indent}        if b < 0x80: break",
+            f"{indent}        s += 7",
+            f"{indent}    if x >> 64: raise OverflowError('varint beyond 64 bits')",
+            f"{indent}    {target} = (x >> 1) ^ -(x & 1)",
         ]
 
     def read(self, target: str, schema: Any, indent: str) -> list[str]:
@@ -88,7 +99,7 @@ class _Generator(CodeGenerator):
             value = "data[p:p + {0}].decode()" if kind == "string" else "data[p:p + {0}]"
             return [
                 *self.long(length, indent),
-                f"{indent}if {length} < 0 or p + {length} > len(data): raise ValueError('length past the end')",
+                f"{indent}if {length} < 0 or p + {length} > end: raise ValueError('length past the end')",
                 f"{indent}{target} = {value.format(length)}",
                 f"{indent}p += {length}",
             ]
@@ -160,7 +171,7 @@ def compile_reader(schema: Mapping[str, Any], named: Mapping[str, Any] | None = 
         body = generator.record("value", dict(schema), "    ")
     except UnsupportedSchemaError:
         return None
-    source = "\n".join(["def read(data, p):", *body, "    return value, p"])
+    source = "\n".join(["def read(data, p):", "    end = len(data)", *body, "    return value, p"])
     exec(compile(source, f"<avro reader {schema['name']}>", "exec"), generator.namespace)
     reader: Reader = generator.namespace["read"]
     return reader

@@ -83,10 +83,17 @@ def encode_long(value: int) -> bytes:
     return out + _LAST[zigzag]
 
 
+#: Non-negative values whose zig-zag takes exactly three 14-bit groups (2**28 to 2**42 - 1):
+#: millisecond timestamps, written inline by the generated code with ``_long``'s tables.
+_THREE_GROUPS = (1 << (2 * _GROUP_BITS - 1), 1 << (3 * _GROUP_BITS - 1))
+
+
 class _Generator(CodeGenerator):
     def __init__(self, named: Mapping[str, Any]) -> None:
         namespace = {
             "_long": encode_long,
+            "_continued": _CONTINUED,
+            "_last": _LAST,
             "_pack_float": struct.Struct("<f").pack,
             "_pack_double": struct.Struct("<d").pack,
         }
@@ -143,8 +150,15 @@ class _Generator(CodeGenerator):
         if kind == "boolean":  # fastavro writes any value's truth
             return [f"{indent}a.append(1 if {value} else 0)"]
         if kind in ("int", "long"):
+            # Inline, no call: small values (counts, sequences) and millisecond timestamps (3 groups
+            # of _long's tables); anything else (negative, huge, not an int) goes through _long.
             return [
                 f"{indent}if 0 <= {value} < 64: a.append({value} << 1)",
+                f"{indent}elif {_THREE_GROUPS[0]} <= {value} < {_THREE_GROUPS[1]}:",
+                f"{indent}    z = {value} << 1",
+                f"{indent}    a += _continued[z & {_GROUP_MASK}]",
+                f"{indent}    a += _continued[z >> {_GROUP_BITS} & {_GROUP_MASK}]",
+                f"{indent}    a += _last[z >> {2 * _GROUP_BITS}]",
                 f"{indent}else: a += _long({value})",
             ]
         if kind == "float":
@@ -158,8 +172,8 @@ class _Generator(CodeGenerator):
                 head += f"\n{indent}if not isinstance({data}, (bytes, bytearray)): raise TypeError('not bytes')"
             return [
                 head,
-                f"{indent}if len({data}) < 64: a.append(len({data}) << 1)",
-                f"{indent}else: a += _long(len({data}))",
+                f"{indent}if (n := len({data})) < 64: a.append(n << 1)",
+                f"{indent}else: a += _long(n)",
                 f"{indent}a += {data}",
             ]
         if kind == "enum":

@@ -37,7 +37,7 @@ import orjson
 import zstandard
 
 from schemas.avro_reader import READ_ERRORS, compile_reader
-from schemas.avro_writer import compile_writer
+from schemas.avro_writer import compile_writer, encode_long
 from schemas.codec import MAGIC_BYTE, Codec
 from streams.core.authority import last_mile_carrier
 from streams.core.parcel import EMITTED_ID_CHARS, ROUTE_CODES, RULE_CODES, CurrentEntry, History, Parcel
@@ -67,15 +67,8 @@ _ZDICT_TEXT: Final = (
 )
 
 
-def _long(value: int) -> bytes:
-    """Avro long: zig-zag, then base-128 varint."""
-    value = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while value & ~0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+#: Avro long: zig-zag, then base-128 varint (table lookups instead of a loop).
+_long: Final = encode_long
 
 
 def _string(value: str) -> bytes:

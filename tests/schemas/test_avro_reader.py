@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from schemas.avro_reader import READ_ERRORS, compile_reader, read_long
 from schemas.codec import Decoded, DecodeError, RegisteredSchema, default_codec
-from tests.schemas.test_avro_writer import SCHEMAS, fastavro_bytes, values_of
+from tests.schemas.test_avro_writer import LONGS, SCHEMAS, fastavro_bytes, values_of
+from tests.schemas.test_codec import SCAN
 
 CODEC = default_codec()
 
@@ -68,11 +69,17 @@ def test_on_damaged_bytes_the_generated_reader_agrees_with_fastavro_or_refuses(
     assert generated == fastavro_value(schema, damaged)
 
 
-@given(st.integers(-(2**63), 2**63 - 1))
+@given(LONGS)
 def test_longs_read_back(value: int) -> None:
     buffer = io.BytesIO()
     fastavro.schemaless_writer(buffer, {"type": "long"}, value)
     assert read_long(buffer.getvalue() + b"\x00", 0) == (value, len(buffer.getvalue()))
+    # The generated readers read longs inline: the same values.
+    schema = SCHEMAS["ScanEvent"]
+    scan = {**SCAN, "event_time_ms": value, "recorded_time_ms": -value - 1}
+    assert schema.reader is not None
+    message = fastavro_bytes(schema, scan)
+    assert schema.reader(message, 5) == fastavro_value(schema, message)
 
 
 @pytest.mark.parametrize(

@@ -83,7 +83,17 @@ def test_generated_bytes_equal_fastavro_bytes(record_name: str, data: st.DataObj
     assert CODEC.encode(record_name, value) == expected
 
 
-@given(st.integers(-(2**63), 2**63 - 1))
+#: Any long, with extra weight where the generated code takes its inline paths: one byte, and the
+#: three 14-bit groups of millisecond timestamps (2**27 to 2**41), edges included.
+LONGS = st.one_of(
+    st.integers(-(2**63), 2**63 - 1),
+    st.integers(-2, 2**7),
+    st.integers(2**27 - 2, 2**41 + 2),
+    st.sampled_from([2**n + d for n in (6, 7, 13, 14, 27, 28, 34, 35, 41, 42, 62) for d in (-1, 0, 1)] + [2**63 - 1]),
+)
+
+
+@given(LONGS)
 def test_longs_are_zigzag_varints_as_fastavro_writes_them(value: int) -> None:
     schema = SCHEMAS["ScanEvent"]
     scan = {**SCAN, "event_time_ms": value}
