@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -104,3 +105,20 @@ class RouteLabels(BoundedLabels):
 
     def __init__(self, limit: int = MAX_ROUTE_LABELS) -> None:
         super().__init__(route_label, limit, "routes")
+
+
+def observe_all(histogram: Histogram, values: Sequence[float]) -> None:
+    """``histogram.observe(value)`` for each of ``values`` (finite numbers; ``histogram``: a labelled
+    child) with one increment per bucket and one of the sum: a batch's observations cost a few
+    increments instead of a lock and a bucket search each. prometheus_client has no bulk observe,
+    so this reads its bucket bounds and values (tests/schemas/test_metrics.py pins them)."""
+    if not values:
+        return
+    bounds = histogram._upper_bounds  # observe counts a value in the first bucket with value <= bound
+    counts = [0] * len(bounds)
+    for value in values:
+        counts[bisect_left(bounds, value)] += 1
+    for bucket, count in zip(histogram._buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)
+    histogram._sum.inc(sum(values))

@@ -21,6 +21,7 @@ from schemas.metrics import (  # noqa: F401 (re-exported)
     CarrierLabels,
     RouteLabels,
     carrier_label,
+    observe_all,
     route_label,
 )
 

@@ -461,6 +461,8 @@ class Batch:
         #: emitted in this batch: counted once per batch too.
         self.status_updates_counted: Counter[str] = Counter()
         self.sla_events_counted: Counter[tuple[str, str, str, str]] = Counter()
+        #: Event-time lag (seconds) of each scan, observed once per batch too.
+        self.event_time_lags: list[float] = []
         #: Keys whose due time may have moved: a parcel with the SLA deadline its last evaluation
         #: found (``_UNKNOWN``: to compute), a unit, a due time, or None (gone).
         self._touched: dict[str, tuple[Parcel, int | object | None] | Unit | int | None] = {}
@@ -588,9 +590,11 @@ class Batch:
         """Count the batch's ingested scans and first emitted outputs (once, when it is done)."""
         self.processor.count_ingested(self.ingested)
         self.processor.count_outputs(self.status_updates_counted, self.sla_events_counted)
+        metrics.observe_all(self.processor.event_time_lag, self.event_time_lags)
         self.ingested.clear()
         self.status_updates_counted.clear()
         self.sla_events_counted.clear()
+        self.event_time_lags.clear()
 
 
 class Processor:
@@ -622,7 +626,7 @@ class Processor:
         # prometheus_client's labels() costs more than the increment: keep each child.
         self._ingested: dict[tuple[str, str], Any] = {}
         self._status_updates: dict[str, Any] = {}
-        self._event_time_lag = metrics.EVENT_TIME_LAG.labels(STAGE)
+        self.event_time_lag = metrics.EVENT_TIME_LAG.labels(STAGE)
         self._carrier_labels = metrics.CarrierLabels()
         self._route_labels = metrics.RouteLabels()
 
@@ -733,7 +737,7 @@ class Processor:
         if not self.clock.observe(scan["event_time_ms"], wall_ms):
             # Ahead of the wall (streams.core.clock): the clock stopped at the wall; the scan is applied.
             metrics.SLA_CLOCK_JUMPS_REFUSED.inc()
-        self._event_time_lag.observe(max(0.0, (wall_ms - scan["event_time_ms"]) / 1000))
+        batch.event_time_lags.append(max(0.0, (wall_ms - scan["event_time_ms"]) / 1000))
         state = batch.state
         if tracking_number:
             state.begin("parcels", tracking_number)
