@@ -206,7 +206,9 @@ class History:
         """Add an entry older than the latest at its place; returns every entry, decoded."""
         entries = self.entries()
         key = _entry_key(entry)
-        index = next((i for i, other in enumerate(entries) if _entry_key(other) > key), len(entries))
+        index = len(entries)  # after the last entry not later than it: searched from the end, where late scans land
+        while index and _entry_key(entries[index - 1]) > key:
+            index -= 1
         offset = sum(self.sizes[:index])
         self.blob = self.blob[:offset] + data + self.blob[offset:]
         self.sizes.insert(index, len(data))
@@ -677,30 +679,35 @@ def _step_timeline(
 
 def _rebuild_timeline(parcel: Parcel, entries: list[dict[str, Any]]) -> list[Run]:
     """A late entry landed inside the history: fold the whole timeline again and return the runs it
-    did not have before."""
+    did not have before. One pass: the runs, the current entry and both locations (the latest
+    located entry up to the current one, and overall)."""
+    before = parcel.run_counts
     counts: dict[str, int] = {}
-    runs: list[Run] = []
+    new_runs: list[Run] = []
     current: Classification | None = None
-    current_index = 0
-    for index, entry in enumerate(entries):
+    current_entry: dict[str, Any] | None = None
+    last_location = latest_location = None
+    for entry in entries:
+        location = entry["location"]
+        if location is not None:
+            latest_location = location
         classification = classify(entry["code"])
         if current is not None and current.holds_against(classification.code):
             continue
-        previous = current
-        current, current_index = classification, index
+        current_entry, last_location = entry, latest_location
         run_key = _run_key(classification)
-        if previous is None or run_key != _run_key(previous):
-            counts[run_key] = counts.get(run_key, 0) + 1
-            runs.append(Run(classification, counts[run_key], entry, previous.status if previous else None))
-    new_runs = [run for run in runs if run.occurrence > parcel.run_counts.get(_run_key(run.classification), 0)]
-    if EXPIRED_STATUS[1] in parcel.run_counts:  # expiries are not in the history: keep their count
-        counts[EXPIRED_STATUS[1]] = parcel.run_counts[EXPIRED_STATUS[1]]
+        if current is None or run_key != _run_key(current):
+            occurrence = counts[run_key] = counts.get(run_key, 0) + 1
+            if occurrence > before.get(run_key, 0):
+                new_runs.append(Run(classification, occurrence, entry, current.status if current else None))
+        current = classification
+    assert current_entry is not None
+    if EXPIRED_STATUS[1] in before:  # expiries are not in the history: keep their count
+        counts[EXPIRED_STATUS[1]] = before[EXPIRED_STATUS[1]]
     parcel.run_counts = counts
-    parcel.current_entry = _current_of(entries[current_index])
-    located = [entry["location"] for entry in entries[: current_index + 1] if entry["location"] is not None]
-    parcel.last_location = located[-1] if located else None
-    latest = [entry["location"] for entry in entries if entry["location"] is not None]
-    parcel.latest_location = latest[-1] if latest else None
+    parcel.current_entry = _current_of(current_entry)
+    parcel.last_location = last_location
+    parcel.latest_location = latest_location
     return new_runs
 
 

@@ -107,12 +107,12 @@ def stays(history: Sequence[dict[str, Any]]) -> tuple[list[Stay], dict[str, Any]
             continue
         current, current_entry = classification, entry
         stage = stage_of(classification)
-        if result and result[-1].stage == stage:
-            continue
-        time_ms = entry["event_time_ms"]
         if result:
-            result[-1] = result[-1]._replace(left_ms=time_ms)
-        result.append(Stay(stage, time_ms, None))
+            last = result[-1]
+            if last.stage == stage:
+                continue
+            result[-1] = Stay(last.stage, last.entered_ms, entry["event_time_ms"])
+        result.append(Stay(stage, entry["event_time_ms"], None))
     return result, current_entry
 
 
