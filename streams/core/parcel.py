@@ -167,12 +167,15 @@ class History:
     sizes: list[int] = field(default_factory=list)
     #: (event_time_ms, event_id) of the latest entry.
     last_key: tuple[int, str] | None = None
-    #: The worker's stored form of an unchanged prefix of ``blob`` (compressed chunks); the core
-    #: clears it whenever an entry is inserted before the end.
+    #: The worker's stored form of a prefix of ``blob`` (compressed chunks of entries), set with
+    #: ``memo_entries``: the leading entries no insert has moved since. An entry inserted before the
+    #: end lowers it to its index, so only the chunks after the insert are stale (late scans land
+    #: near the end: the chunks before them are not compressed again).
     memo: Any = field(default=None, compare=False)
     #: The entries as last decoded, kept up to date by ``append`` and ``insert`` until ``forget``:
     #: a parcel's late scans often come several in a row (unit fan-out copies), each needing them all.
     decoded: list[dict[str, Any]] | None = field(default=None, compare=False)
+    memo_entries: int = field(default=0, compare=False)
 
     def __len__(self) -> int:
         return len(self.sizes)
@@ -212,14 +215,14 @@ class History:
         offset = sum(self.sizes[:index])
         self.blob = self.blob[:offset] + data + self.blob[offset:]
         self.sizes.insert(index, len(data))
-        self.memo = None
+        self.memo_entries = min(self.memo_entries, index)
         entries.insert(index, entry)
         self.decoded = entries
         return list(entries)
 
     def copy(self) -> History:
         decoded = None if self.decoded is None else list(self.decoded)
-        return History(self.codec, self.blob, list(self.sizes), self.last_key, self.memo, decoded)
+        return History(self.codec, self.blob, list(self.sizes), self.last_key, self.memo, decoded, self.memo_entries)
 
 
 class CurrentEntry(NamedTuple):

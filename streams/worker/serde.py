@@ -228,19 +228,21 @@ class ParcelStateEncoder:
 
 
 def _sealed(history: History) -> list[bytes]:
-    """The compressed chunks of the history's full chunks, compressing only those not yet kept."""
+    """The compressed chunks of the history's full chunks, compressing only those not yet kept
+    (or moved by an insert since: ``History.memo_entries``)."""
     memo: list[bytes] = history.memo if isinstance(history.memo, list) else []
     full = len(history.sizes) // CHUNK_ENTRIES
+    memo = memo[: min(full, history.memo_entries // CHUNK_ENTRIES)]  # a new list: copies may share the old
     if len(memo) < full:
         offsets = [0]
         for size in history.sizes[: full * CHUNK_ENTRIES]:
             offsets.append(offsets[-1] + size)
-        memo = list(memo)
         for chunk in range(len(memo), full):
             start, end = offsets[chunk * CHUNK_ENTRIES], offsets[(chunk + 1) * CHUNK_ENTRIES]
             memo.append(compress_chunk(history.blob[start:end]))
-        history.memo = memo
-    return memo[:full]
+    history.memo = memo
+    history.memo_entries = len(history.sizes)
+    return memo
 
 
 def encode_parcel(parcel: Parcel) -> bytes:
@@ -275,7 +277,8 @@ def decode_parcel(data: bytes, entries: AvroEntryCodec) -> Parcel:
         chunks.append(data[offset : offset + size])
         offset += size
     blob = b"".join([*(decompress_chunk(chunk) for chunk in chunks), packed[head_start + head_length :]])
-    history = History(entries, blob, header.pop("sizes"), None, chunks)
+    sizes = header.pop("sizes")
+    history = History(entries, blob, sizes, None, chunks, memo_entries=len(sizes))
     return Parcel.from_dict(header, history)
 
 

@@ -304,11 +304,13 @@ def test_history_entries_are_encoded_once_and_appended() -> None:
         parcel = apply_scan(parcel, scan("HUB_SORTED", T0 + n * HOUR, f"e{n}"), RULES, T0, codec=CountingCodec()).parcel
     assert encoded == [f"e{n}" for n in range(30)]  # never an old entry again
     assert parcel is not None and parcel.history.memo is None
-    parcel.history.memo = "kept prefix"
+    parcel.history.memo, parcel.history.memo_entries = "kept prefix", 31
     apply_scan(parcel, scan("HUB_SORTED", T0 + 40 * HOUR, "e40"), RULES, T0)
-    assert parcel.history.memo == "kept prefix"  # appending keeps the stored prefix
+    assert (parcel.history.memo, parcel.history.memo_entries) == ("kept prefix", 31)  # appending keeps it all
+    apply_scan(parcel, scan("HUB_SORTED", T0 + 29 * HOUR + 1, "late29"), RULES, T0)
+    assert parcel.history.memo_entries == 30  # an insertion: the entries before it only
     apply_scan(parcel, scan("HUB_SORTED", T0 + HOUR // 2, "late"), RULES, T0)
-    assert parcel.history.memo is None  # an insertion changes it
+    assert parcel.history.memo_entries == 1
     assert [h["event_id"] for h in parcel.to_record()["history"]][:3] == ["e0", "late", "e1"]
 
 

@@ -73,6 +73,45 @@ def test_a_full_chunk_of_the_history_is_compressed_once(monkeypatch) -> None:  #
     assert len(compressed) == 6
 
 
+@pytest.mark.parametrize(
+    ("hours", "recompressed"),
+    [
+        (3 * CHUNK_ENTRIES + 0.5, 0),  # in the open chunk: every sealed chunk stays
+        (2 * CHUNK_ENTRIES - 1.5, 2),  # the second chunk's last entry moves: it and the third again
+        (CHUNK_ENTRIES + 0.5, 2),
+        (0.5, 3),
+    ],
+)
+def test_an_insert_compresses_again_only_the_chunks_from_its_place(
+    monkeypatch, hours: float, recompressed: int
+) -> None:  # type: ignore[no-untyped-def]
+    compressed: list[bytes] = []
+    original = serde.compress_chunk
+
+    def counting(data: bytes) -> bytes:
+        compressed.append(data)
+        return original(data)
+
+    monkeypatch.setattr(serde, "compress_chunk", counting)
+    pipeline = Pipeline(codec=ENTRIES)
+    for n in range(3 * CHUNK_ENTRIES + 2):
+        pipeline.feed("scan", scan("HUB_SORTED", T0 + n * HOUR, f"e{n}"))
+    parcel = pipeline.parcels["LP00123456789CN"]
+    encode_parcel(parcel)
+    stored = decode_parcel(encode_parcel(parcel), ENTRIES)
+    for kept in (parcel, stored):  # kept by the warm cache, or read back from the table
+        compressed.clear()
+        pipeline.parcels[parcel.tracking_number] = kept.copy()
+        pipeline.feed("scan", scan("HUB_SORTED", T0 + int(hours * HOUR), "late"))
+        late = pipeline.parcels[parcel.tracking_number]
+        data = encode_parcel(late)
+        assert len(compressed) == recompressed
+        fresh = decode_parcel(data, ENTRIES)
+        fresh.history.memo = None  # nothing kept: every chunk compressed from the entries
+        assert encode_parcel(fresh) == data
+        assert fresh.to_record() == late.to_record()
+
+
 def test_a_typical_journey_is_stored_in_under_3_kb() -> None:
     sim = simulate(SimulationConfig(seed=11, parcels=150))
     pipeline = Pipeline(codec=ENTRIES)
