@@ -187,11 +187,16 @@ def _routes(history: Sequence[dict[str, Any]], shipment: dict[str, Any]) -> Iter
 
 
 def _key(route: tuple[str, str], code: str, shipment: dict[str, Any]) -> str | None:
+    destination = shipment.get("destination_country") or "-"
+    return _joined_key(*route, destination, code, shipment.get("service_level") or "standard")
+
+
+@lru_cache(maxsize=4096)  # called on every scan and for every step a delivery teaches; keys repeat
+def _joined_key(origin: str, arrival: str, destination: str, code: str, level: str) -> str | None:
     classification = classify(code)
     if classification.milestone in NOT_ESTIMATED_MILESTONES or code in INFORMATIONAL:
         return None  # an informational scan never becomes the current one: nothing is counted from it
-    destination = shipment.get("destination_country") or "-"
-    parts = (*route, destination, classification.sub_status, shipment.get("service_level") or "standard")
+    parts = (origin, arrival, destination, classification.sub_status, level)
     return "|".join(part.replace("|", "/") for part in parts)  # codes are publisher text
 
 
