@@ -27,7 +27,7 @@ kind, deadline); the parcel remembers the ids it emitted, so each fires exactly 
 from __future__ import annotations
 
 import hashlib
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from schemas.sla import SLA_RULES
 from streams.core.parcel import Parcel
@@ -51,19 +51,39 @@ def sla_event_id(tracking_number: str, rule: str, kind: str, deadline_ms: int) -
     return hashlib.sha256(f"{tracking_number}|{rule}|{kind}|{deadline_ms}".encode()).hexdigest()[:32]
 
 
+#: The milestones the rules read, each met by the earliest scan of one of its codes: delivered,
+#: arrived at the destination, handed over to the last mile, import customs cleared.
+_MILESTONES: Final = (DELIVERED_CODES, ARRIVAL_CODES, HANDOVER_CODES, CUSTOMS_CLEARED_CODES)
+#: Per code, the milestones (indexes in ``_MILESTONES``) it meets.
+_MILESTONES_OF: Final = {
+    code: tuple(index for index, codes in enumerate(_MILESTONES) if code in codes)
+    for code in frozenset().union(*_MILESTONES)
+}
+
+
+def _milestone_times(first_seen: dict[str, int]) -> list[int | None]:
+    """``Parcel.first_time`` of each of ``_MILESTONES`` (None: not met), in one pass over the few
+    codes the parcel has seen instead of a look-up of every code of each set."""
+    times: list[int | None] = [None] * len(_MILESTONES)
+    for code, time_ms in first_seen.items():
+        for index in _MILESTONES_OF.get(code, ()):
+            earliest = times[index]
+            if earliest is None or time_ms < earliest:
+                times[index] = time_ms
+    return times
+
+
 def windows(parcel: Parcel, rules: SlaRules) -> dict[str, Window]:
     """The window of every rule that applies to the parcel now (finished parcels: none)."""
-    if parcel.current.terminal and parcel.current.code == "RETURNED":
+    current = parcel.current
+    if current.terminal and current.code == "RETURNED":
         return {}
     found: dict[str, Window] = {}
-    delivered = parcel.first_time(DELIVERED_CODES)
+    delivered, arrived, handover, cleared = _milestone_times(parcel.first_seen)
     ordered = parcel.ordered_time_ms
     if ordered is not None:
         found["promise"] = Window(ordered, ordered + rules.promise_for(parcel.service_level), delivered)
-    arrived = parcel.first_time(ARRIVAL_CODES)
-    handover = parcel.first_time(HANDOVER_CODES)
     if arrived is not None:
-        cleared = parcel.first_time(CUSTOMS_CLEARED_CODES)
         found["customs_clearance"] = Window(arrived, arrived + rules.customs_clearance_ms, cleared)
         found["hub_dwell"] = Window(arrived, arrived + rules.hub_dwell_ms, handover)
     if handover is not None:

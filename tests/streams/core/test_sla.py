@@ -3,14 +3,24 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from schemas.codec import default_codec
 from schemas.sla import SLA_RULES
 from streams.core.apply import apply_scan
-from streams.core.parcel import Parcel
-from streams.core.rules import DAY_MS, HOUR_MS, SlaRules
-from streams.core.sla import evaluate, next_deadline_ms, sla_event_id
+from streams.core.parcel import RULE_CODES, Parcel
+from streams.core.rules import (
+    ARRIVAL_CODES,
+    CUSTOMS_CLEARED_CODES,
+    DAY_MS,
+    DELIVERED_CODES,
+    HANDOVER_CODES,
+    HOUR_MS,
+    SlaRules,
+)
+from streams.core.sla import _milestone_times, evaluate, next_deadline_ms, sla_event_id
 from streams.settings import SlaSettings
 from tests.streams.builders import DAY, HOUR, T0, TN, scan, shipment
 
@@ -202,3 +212,12 @@ def test_invalid_rule_settings_are_refused(monkeypatch: pytest.MonkeyPatch, vari
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValidationError):
         SlaSettings().sla_rules()
+
+
+@given(st.dictionaries(st.sampled_from(sorted(RULE_CODES)), st.integers(0, 10)))
+def test_the_milestones_are_the_first_times_of_their_codes(first_seen: dict[str, int]) -> None:
+    parcel = Parcel(TN, first_seen=first_seen)
+    expected = [
+        parcel.first_time(codes) for codes in (DELIVERED_CODES, ARRIVAL_CODES, HANDOVER_CODES, CUSTOMS_CLEARED_CODES)
+    ]
+    assert _milestone_times(first_seen) == expected
