@@ -15,6 +15,7 @@ producer must hash keys as the Java client and Faust do (murmur2): see ``KEY_PAR
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Final
 
 #: librdkafka's name for the Java client's murmur2 partitioner (librdkafka's own default is CRC32,
@@ -134,34 +135,34 @@ class TopicNames:
 
     prefix: str = DEFAULT_PREFIX
 
-    @property
+    @cached_property  # read per message by the worker: the name is built once
     def scans(self) -> str:
         return SCANS.name(self.prefix)
 
-    @property
+    @cached_property
     def manifests(self) -> str:
         return MANIFESTS.name(self.prefix)
 
-    @property
+    @cached_property
     def scans_fanout(self) -> str:
         return SCANS_FANOUT.name(self.prefix)
 
-    @property
+    @cached_property
     def parcel_state(self) -> str:
         return PARCEL_STATE.name(self.prefix)
 
-    @property
+    @cached_property
     def status_updates(self) -> str:
         return STATUS_UPDATES.name(self.prefix)
 
-    @property
+    @cached_property
     def sla_events(self) -> str:
         return SLA_EVENTS.name(self.prefix)
 
-    @property
+    @cached_property
     def dead_letters(self) -> str:
         return DEAD_LETTERS.name(self.prefix)
 
-    @property
+    @cached_property
     def parcel_commands(self) -> str:
         return PARCEL_COMMANDS.name(self.prefix)
