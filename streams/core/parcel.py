@@ -175,6 +175,7 @@ class History:
     #: The entries as last decoded, kept up to date by ``append`` and ``insert`` until ``forget``:
     #: a parcel's late scans often come several in a row (unit fan-out copies), each needing them all.
     decoded: list[dict[str, Any]] | None = field(default=None, compare=False)
+    #: Leading entries ``memo`` still stands for (set by the worker with it, lowered by ``insert``).
     memo_entries: int = field(default=0, compare=False)
 
     def __len__(self) -> int:
