@@ -48,6 +48,8 @@ NOT_ESTIMATED_MILESTONES: Final = frozenset({"delivered", "returning", "returned
 REBASE_EXPONENT: Final = 32.0
 #: Centroids lighter than this share of the sketch's mass are dropped at a rebase.
 NEGLIGIBLE_WEIGHT: Final = 1e-9
+#: A delivery older than the landmark by more half-lives than this weighs under NEGLIGIBLE_WEIGHT: not added.
+NEGLIGIBLE_EXPONENT: Final = math.log2(NEGLIGIBLE_WEIGHT)
 ARRIVAL_CODES: Final = frozenset({"LINEHAUL_ARRIVED", "LINEHAUL_UNLOADED"})
 
 
@@ -94,6 +96,10 @@ class LaneSketch:
 
     def add(self, remaining_ms: int, delivered_ms: int, config: EstimateConfig) -> None:
         exponent = (delivered_ms - self.landmark_ms) / config.half_life_ms
+        if exponent < NEGLIGIBLE_EXPONENT:
+            # Decayed to nothing beside the sketch's newer deliveries; far enough back, the weight is
+            # 0.0 as a float, which the t-digest refuses (the delivery scan would fail).
+            return
         if exponent > REBASE_EXPONENT:
             self._rebase(delivered_ms, config)
             exponent = 0.0

@@ -178,6 +178,21 @@ def test_weights_are_rebased_without_changing_the_quantiles() -> None:
     assert HOUR <= earliest <= latest <= 10 * HOUR
 
 
+def test_a_delivery_far_older_than_the_sketch_adds_nothing_and_raises_nothing() -> None:
+    # With a 1 h half-life a delivery 60 days older than the sketch's landmark weighs 2 ** -1440:
+    # 0.0 as a float, which the t-digest refuses ("Weights must be finite and greater than 0"); the
+    # parcel's delivery scan would have been dead-lettered as a processing error.
+    config = EstimateConfig(half_life_ms=HOUR, min_deliveries=1)
+    estimates = DeliveryEstimates(config)
+    deliver(estimates, journey("TN-NEW", T0 + 60 * DAY, 5 * HOUR))
+    before = estimates.sketches[HUB_KEY].to_dict()
+
+    deliver(estimates, journey("TN-OLD", T0, 30 * HOUR))
+
+    assert estimates.sketches[HUB_KEY].to_dict() == before
+    assert estimates.window(HUB_KEY, 0) == (5 * HOUR, 5 * HOUR)
+
+
 def test_a_lane_that_delivers_in_bursts_keeps_its_last_burst_until_the_next() -> None:
     estimates = DeliveryEstimates(CONFIG)
     for i in range(10):
