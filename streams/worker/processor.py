@@ -192,7 +192,7 @@ def outbox_values(key: str, outputs: list[OutboxOutput]) -> list[tuple[str, byte
     """An outbox as table values: ``key`` holds the number of parts and the first, ``key.1``… the
     others, each under MAX_VALUE_BYTES."""
     parts: list[bytes] = []
-    part: list[tuple[str, bytes | None, bytes]] = []
+    part: list[OutboxOutput] = []
     size = 0
     for output in outputs:
         output_size = len(output[0]) + len(output[1] or b"") + len(output[2] or b"") + 12
@@ -770,6 +770,7 @@ class Processor:
                 self._observe_stages(batch, outcome.parcel, outcome.observations)
             self._parcel_outputs(batch, outcome.parcel, outcome.status_updates, outcome.sla_events, outcome=outcome)
         else:
+            assert handling_unit  # the subject, as tracking_number is empty
             state.begin("units", handling_unit)
             unit, fanout = apply_unit_scan(state.unit(handling_unit), scan, max_depth, self.retention.unit_retention_ms)
             self._check_unit_size(unit)

@@ -30,7 +30,7 @@ import io
 import struct
 import zlib
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import fastavro
 import orjson
@@ -146,7 +146,10 @@ class AvroEntryCodec:
         registered = codec.latest("ParcelState")
         named = registered.compiled["__named_schemas"]
         others = {name: schema for name, schema in named.items() if name != "parcelstream.HistoryEntry"}
-        self.schema = fastavro.parse_schema(named["parcelstream.HistoryEntry"], named_schemas=others)
+        # A record schema parses to a dict (fastavro types the result as any schema).
+        self.schema = cast(
+            "dict[str, Any]", fastavro.parse_schema(named["parcelstream.HistoryEntry"], named_schemas=others)
+        )
         # A generated writer and reader (schemas/avro_writer.py, avro_reader.py) where the schema
         # allows; fastavro otherwise.
         self._writer = compile_writer(self.schema, named)
@@ -195,7 +198,7 @@ class ParcelStateEncoder:
             raise ValueError(f"ParcelState fields after history changed: {names[history_index + 1 :]}")
         named = registered.compiled["__named_schemas"]
         head = {"type": "record", "name": "parcelstream.ParcelStateHead", "fields": fields[:history_index]}
-        self._head = fastavro.parse_schema(head, named_schemas=dict(named))
+        self._head = cast("dict[str, Any]", fastavro.parse_schema(head, named_schemas=dict(named)))
         # A generated writer (schemas/avro_writer.py) where the schema allows; fastavro otherwise.
         self._head_writer = compile_writer(self._head, named)
         self._header = struct.pack(">bI", MAGIC_BYTE, registered.schema_id)
