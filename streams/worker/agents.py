@@ -38,7 +38,7 @@ import faust
 from aiokafka.partitioner import murmur2
 from faust.serializers.codecs import get_codec
 from faust.streams import _current_event  # the current-event context Faust tables read
-from faust.types import TP, EventT, FutureMessage
+from faust.types import TP, EventT, FutureMessage, Message
 
 from schemas.topics import DAY_MS, TopicNames, TopicSpec
 from streams.core.clock import EventClock
@@ -68,6 +68,23 @@ log = logging.getLogger(__name__)
 #: Table changelogs: latest value per key, kept forever (Tansu has no broker default to rely on).
 CHANGELOG_CONFIG = {"cleanup.policy": "compact", "retention.ms": "-1"}
 LAG_REFRESH_SECONDS = 2.0
+
+
+class RawSchema(faust.Schema):  # type: ignore[misc]  # faust's classes are untyped
+    """The schema of the agent's inputs: an event holds the message's key and value bytes as they
+    are. The agent reads ``event.message`` (the core decodes and judges the bytes), so Faust's
+    per-message key and value decoding through its serializer registry was work for nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(key_type=bytes, value_type=bytes)
+
+    def compile(self, app: faust.App, **_: Any) -> Callable[..., Any]:
+        create_event = app.create_event
+
+        async def decode(message: Message, *, propagate: bool = False) -> EventT:
+            return create_event(message.key, message.value, message.headers, message)  # type: ignore[no-any-return]
+
+        return decode
 
 
 class AckedTable(faust.Table):  # type: ignore[misc]  # faust's classes are untyped
@@ -240,8 +257,7 @@ class StreamWorker:
             self.topics.scans_fanout,
             self.topics.parcel_commands,
             self.sla_due_name,
-            key_type=bytes,
-            value_type=bytes,
+            schema=RawSchema(),
         )
         self.outputs = {
             name: app.topic(name, key_type=bytes, value_type=bytes)
