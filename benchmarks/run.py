@@ -430,7 +430,18 @@ def print_table(outcomes: dict[str, Outcome], latency: list[dict[str, Any]], goa
     report_console.print(table)
     if latency:
         lat = Table(title="event time → ParcelState latency, parcelstream_1w at fixed offered load")
-        columns = ("fetch wait s", "load", "records/s", "published", "states", "p50 ms", "p95 ms", "p99 ms")
+        columns = (
+            "fetch wait s",
+            "load",
+            "records/s",
+            "published",
+            "states",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "p99 own scan",
+            "p99 fan-out",
+        )
         for column in (*columns, "p99 × baseline"):
             lat.add_column(column, justify="right")
         baseline = {r["load_fraction"]: r for r in latency if r["fetch_max_wait_s"] == FAUST_FETCH_MAX_WAIT}
@@ -444,6 +455,7 @@ def print_table(outcomes: dict[str, Outcome], latency: list[dict[str, Any]], goa
                 str(row["published"]),
                 str(row["states"]),
                 *(f"{row[key]:,.0f}" for key in ("p50_ms", "p95_ms", "p99_ms")),
+                *(f"{row.get(key, float('nan')):,.0f}" for key in ("direct_p99_ms", "fanout_p99_ms")),
                 "-" if versus is None else f"{versus:.3f}",
             )
         report_console.print(lat)
