@@ -53,15 +53,21 @@ def test_every_state_along_a_journey_encodes_as_the_codec_does_and_round_trips_i
             pipeline.parcels[number] = stored  # go on from the stored value, as the worker does
 
 
-def test_a_full_chunk_of_the_history_is_compressed_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    compressed: list[int] = []
+@pytest.fixture
+def compressed(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The chunks the stored-parcel encoder compresses, in order."""
+    chunks: list[bytes] = []
     original = serde.compress_chunk
 
     def counting(data: bytes) -> bytes:
-        compressed.append(len(data))
+        chunks.append(data)
         return original(data)
 
     monkeypatch.setattr(serde, "compress_chunk", counting)
+    return chunks
+
+
+def test_a_full_chunk_of_the_history_is_compressed_once(compressed: list[bytes]) -> None:
     pipeline = Pipeline(codec=ENTRIES)
     for n in range(3 * CHUNK_ENTRIES + 2):
         pipeline.feed("scan", scan("HUB_SORTED", T0 + n * HOUR, f"e{n}"))
@@ -83,16 +89,8 @@ def test_a_full_chunk_of_the_history_is_compressed_once(monkeypatch) -> None:  #
     ],
 )
 def test_an_insert_compresses_again_only_the_chunks_from_its_place(
-    monkeypatch, hours: float, recompressed: int
-) -> None:  # type: ignore[no-untyped-def]
-    compressed: list[bytes] = []
-    original = serde.compress_chunk
-
-    def counting(data: bytes) -> bytes:
-        compressed.append(data)
-        return original(data)
-
-    monkeypatch.setattr(serde, "compress_chunk", counting)
+    compressed: list[bytes], hours: float, recompressed: int
+) -> None:
     pipeline = Pipeline(codec=ENTRIES)
     for n in range(3 * CHUNK_ENTRIES + 2):
         pipeline.feed("scan", scan("HUB_SORTED", T0 + n * HOUR, f"e{n}"))
