@@ -171,10 +171,9 @@ class Probes:
 
         for publisher in (outputs.LibrdkafkaPublisher, outputs.FaustPublisher):
 
-            async def probed_publish(self: Any, outputs_: Sequence[Any], publish: Any = publisher.publish) -> Any:
-                stored = await publish(self, outputs_)
+            async def probed_publish(self: Any, outputs_: Sequence[Any], publish: Any = publisher.publish) -> None:
+                await publish(self, outputs_)
                 probes.mark("published")
-                return stored
 
             publisher.publish = probed_publish  # type: ignore[method-assign]
 

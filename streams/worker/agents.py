@@ -47,7 +47,6 @@ from streams.worker import metrics
 from streams.worker.changelog import LibrdkafkaChangelog
 from streams.worker.deadlines import DeadlineHeap
 from streams.worker.estimates import PartitionEstimates
-from streams.worker.loopback import FanoutLoopback
 from streams.worker.outputs import LibrdkafkaPublisher, create_publisher
 from streams.worker.processor import (
     ERASED_PREFIX,
@@ -271,10 +270,7 @@ class StreamWorker:
             )
         }
         self.sla_due = app.topic(self.sla_due_name, key_type=bytes, value_type=bytes)
-        self.publisher = create_publisher(
-            settings.output_producer, settings.bootstrap_servers, app, watched=self.topics.scans_fanout
-        )
-        self.loopback = FanoutLoopback(self.topics.scans_fanout)
+        self.publisher = create_publisher(settings.output_producer, settings.bootstrap_servers, app)
         app.on_before_shutdown.connect(self._stop_publisher)
         # Changelog records through the outputs' librdkafka producer (streams/worker/changelog.py).
         self.changelog = (
@@ -316,81 +312,50 @@ class StreamWorker:
         # The batch awaits its changelog records anyway (``changelog_acked``), which bounds the buffer.
         buffer = self.app.producer.buffer
         buffer.max_messages = max(buffer.max_messages, changelog_buffer_size(settings))
-        max_rounds = settings.max_fanout_depth + 1  # a copy goes one hop deeper per round
         async for events in stream.take_events(settings.batch_size, within=settings.batch_timeout):
-            generation = self.loopback.generation
-            copies = await self._process_batch(events, [], generation)
-            # Fan-out copies to this worker's own partitions, applied now rather than after a trip
-            # through the broker (streams/worker/loopback.py); a rebalance meanwhile stops it.
-            for _ in range(max_rounds):
-                if not copies or self.loopback.generation != generation:
-                    break
-                copies = await self._process_batch([], self.loopback.take(copies), generation)
-
-    async def _process_batch(
-        self, events: list[EventT], copies: list[SourceMessage], generation: int
-    ) -> list[SourceMessage]:
-        """Process ``events`` (Faust's, acknowledged by ``take_events`` once the loop body returns)
-        or ``copies`` (of fan-out, stored by the previous round); returns the copies this batch
-        stored in this worker's partitions of ``scans-fanout``."""
-        batch = self.processor.batch(self.parcels, self.units, self.warm)
-        loopback = self.loopback
-        event_of_partition: dict[int, EventT] = {}
-        now = wall_ms()
-        skipped = 0
-        # Table reads outside any event: Faust's stores then look a key up in every partition they
-        # hold (the current event would pin them to that event's partition).
-        token = _current_event.set(None)
-        try:
-            for copy in copies:
-                if copy.partition not in event_of_partition:
-                    event_of_partition[copy.partition] = self._event_of(copy)  # type: ignore[index]
-                batch.add(copy, now)
-            for event in events:
-                message = event.message
-                event_of_partition[message.partition] = event
-                if loopback.is_applied(message.topic, message.partition, message.offset):
-                    skipped += 1  # applied in the round after the one that published it
-                    continue
-                source = SourceMessage(
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                    message.key,
-                    message.value,
-                    record_headers(message.headers),
-                )
-                if message.topic == self.sla_due_name:
-                    key = message.key.decode() if message.key else ""
-                    tick = message.value.decode() if message.value else None
-                    batch.add_sla_due(key, now, message.partition, tick, source)
-                else:
-                    batch.add(source, now)
-            outputs = batch.outputs()
-            # Persist before publishing: a crash before the acks publishes nothing of the batch (its
-            # replay starts from the stored state); a crash after them replays inputs that are now
-            # duplicates, and the core re-sends the outputs it recorded for them.
-            self._write_state(batch, event_of_partition)
-            self._write_estimates(event_of_partition)
-            await self._changelog_acked()
-            # Delivered, not only enqueued, before Faust may commit the batch's offsets and before the
-            # next batch overwrites the outbox: an output the broker refused fails the batch.
-            stored = await self.publisher.publish(outputs)
-        except BaseException:
-            self.warm.clear()  # its objects may hold changes that never reached the tables
-            loopback.clear()  # copies taken by this batch may not have been applied
-            raise
-        finally:
-            _current_event.reset(token)
-        batch.state.keep_warm()
-        batch.count_metrics()
-        if copies:
-            metrics.FANOUT_LOOPBACK_APPLIED.inc(len(copies))
-        if skipped:
-            metrics.FANOUT_LOOPBACK_SKIPPED.inc(skipped)
-        for tracking_number, deadline in batch.deadlines():
-            self.deadlines.schedule(tracking_number, deadline)
-        return loopback.own(stored, self._owned_partitions(self.topics.scans_fanout), generation)
+            batch = self.processor.batch(self.parcels, self.units, self.warm)
+            event_of_partition: dict[int, EventT] = {}
+            now = wall_ms()
+            # Table reads outside any event: Faust's stores then look a key up in every partition they
+            # hold (the current event would pin them to that event's partition).
+            token = _current_event.set(None)
+            try:
+                for event in events:
+                    message = event.message
+                    event_of_partition[message.partition] = event
+                    source = SourceMessage(
+                        message.topic,
+                        message.partition,
+                        message.offset,
+                        message.key,
+                        message.value,
+                        record_headers(message.headers),
+                    )
+                    if message.topic == self.sla_due_name:
+                        key = message.key.decode() if message.key else ""
+                        tick = message.value.decode() if message.value else None
+                        batch.add_sla_due(key, now, message.partition, tick, source)
+                    else:
+                        batch.add(source, now)
+                outputs = batch.outputs()
+                # Persist before publishing: a crash before the acks publishes nothing of the batch (its
+                # replay starts from the stored state); a crash after them replays inputs that are now
+                # duplicates, and the core re-sends the outputs it recorded for them.
+                self._write_state(batch, event_of_partition)
+                self._write_estimates(event_of_partition)
+                await self._changelog_acked()
+                # Delivered, not only enqueued, before Faust may commit the batch's offsets and before the
+                # next batch overwrites the outbox: an output the broker refused fails the batch.
+                await self.publisher.publish(outputs)
+            except BaseException:
+                self.warm.clear()  # its objects may hold changes that never reached the tables
+                raise
+            finally:
+                _current_event.reset(token)
+            batch.state.keep_warm()
+            batch.count_metrics()
+            for tracking_number, deadline in batch.deadlines():
+                self.deadlines.schedule(tracking_number, deadline)
 
     async def _changelog_acked(self) -> None:
         """Every changelog record written so far acknowledged by the broker (raises if one was refused)."""
@@ -404,14 +369,6 @@ class StreamWorker:
 
     async def _forget_warm_state(self, sender: object, partitions: object, **kwargs: object) -> None:
         self.warm.clear()
-        self.loopback.clear()
-
-    def _event_of(self, copy: SourceMessage) -> EventT:
-        """An event of the copy's partition for the table writes of a batch without one (Faust's
-        tables and stores put a key in the partition of the current event); never acknowledged:
-        the consumer's own message of the copy is."""
-        message = Message(copy.topic, copy.partition, copy.offset, time.time(), 0, None, copy.key, copy.value, None)
-        return self.app.create_event(copy.key, copy.value, None, message)  # type: ignore[no-any-return]
 
     def _write_state(self, batch: Batch, event_of_partition: dict[int, EventT]) -> None:
         """One table write per changed key, as the event of its partition: Faust's changelog and
@@ -538,9 +495,8 @@ class StreamWorker:
         finally:
             _current_event.reset(token)
 
-    def _owned_partitions(self, topic: str | None = None) -> set[int]:
-        topic = topic or self.topics.scans
-        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
+    def _owned_partitions(self) -> set[int]:
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == self.topics.scans}
 
     async def _refresh_consumer_lag(self) -> None:
         started = time.monotonic()

@@ -31,14 +31,6 @@ SCANS_INGESTED = Counter(
 DUPLICATE_SCANS = Counter(
     "parcelstream_duplicate_scans_total", "Scans ignored because their event id was already applied", ["source"]
 )
-FANOUT_LOOPBACK = Counter(
-    "parcelstream_fanout_loopback_copies_total",
-    "Fan-out copies to the worker's own partitions applied from the batch that published them "
-    "(applied), and their messages skipped when the consumer read them (skipped)",
-    ["step"],
-)
-FANOUT_LOOPBACK_APPLIED = FANOUT_LOOPBACK.labels("applied")
-FANOUT_LOOPBACK_SKIPPED = FANOUT_LOOPBACK.labels("skipped")
 SLA_CLOCK_JUMPS_REFUSED = Counter(
     "parcelstream_sla_clock_jumps_refused_total",
     "Scans dated more than 15 minutes after the wall clock: the SLA clock (speed 1) stopped at the wall",

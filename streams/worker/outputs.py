@@ -11,10 +11,6 @@ only after that. With ``LibrdkafkaPublisher`` the table changelogs go through it
   outside the core; librdkafka does that work in C threads. One flush per batch waits for the
   deliveries in a thread of the loop's executor.
 - ``FaustPublisher`` (``faust``): Faust's aiokafka producer, each send's future awaited.
-
-Either returns the outputs of its ``watched`` topic (the worker watches ``scans-fanout``) as the
-broker stored them, with partition and offset: what a consumer of that topic will read
-(streams/worker/loopback.py applies the fan-out copies of the worker's own partitions from there).
 """
 
 from __future__ import annotations
@@ -22,13 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from functools import partial
 from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from schemas.kafka_clients import producer_config
-from streams.worker.processor import Output, SourceMessage
+from streams.worker.processor import Output
 
 log = logging.getLogger(__name__)
 
@@ -42,42 +37,34 @@ class PublishError(RuntimeError):
 
 
 class Publisher(Protocol):
-    async def publish(self, outputs: Sequence[Output]) -> list[SourceMessage]: ...
+    async def publish(self, outputs: Sequence[Output]) -> None: ...
 
     async def stop(self) -> None: ...
 
 
-async def publish(producer: Any, outputs: Sequence[Output], watched: str | None = None) -> list[SourceMessage]:
+async def publish(producer: Any, outputs: Sequence[Output]) -> None:
     """Send ``outputs`` through a Faust producer and wait until the broker acknowledged every one;
-    raises the first send error. Returns the outputs of topic ``watched`` as stored. Straight to
-    the producer (Faust's Topic.send adds per-message bookkeeping we do not use). Awaiting
-    ``send`` only enqueues the record, and Faust's ``flush`` before a commit never raises: without
-    waiting here, an output the broker refused would vanish while its input's offset is committed
-    and its state stored as applied."""
+    raises the first send error. Straight to the producer (Faust's Topic.send adds per-message
+    bookkeeping we do not use). Awaiting ``send`` only enqueues the record, and Faust's ``flush``
+    before a commit never raises: without waiting here, an output the broker refused would vanish
+    while its input's offset is committed and its state stored as applied."""
     send = producer.send
     pending = [
         await send(output.topic, output.key, output.value, None, None, list(output.headers) if output.headers else None)
         for output in outputs
     ]
-    if not pending:
-        return []
-    stored = await asyncio.gather(*pending)
-    return [
-        SourceMessage(output.topic, metadata.partition, metadata.offset, output.key, output.value, output.headers or ())
-        for output, metadata in zip(outputs, stored, strict=True)
-        if output.topic == watched
-    ]
+    if pending:
+        await asyncio.gather(*pending)
 
 
 class FaustPublisher:
     """Outputs through the Faust app's (aiokafka) producer."""
 
-    def __init__(self, app: Any, watched: str | None = None) -> None:
+    def __init__(self, app: Any) -> None:
         self.app = app
-        self.watched = watched
 
-    async def publish(self, outputs: Sequence[Output]) -> list[SourceMessage]:
-        return await publish(self.app.producer, outputs, self.watched)
+    async def publish(self, outputs: Sequence[Output]) -> None:
+        await publish(self.app.producer, outputs)
 
     async def stop(self) -> None:
         pass  # Faust stops its producer
@@ -86,51 +73,35 @@ class FaustPublisher:
 class LibrdkafkaPublisher:
     """Outputs through a confluent-kafka producer, delivery awaited per batch."""
 
-    def __init__(self, bootstrap_servers: str, watched: str | None = None, **overrides: Any) -> None:
+    def __init__(self, bootstrap_servers: str, **overrides: Any) -> None:
         self.producer = Producer(producer_config(bootstrap_servers, **overrides))
-        self.watched = watched
         self._errors: list[KafkaError] = []
-        self._stored: list[SourceMessage] = []
 
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
         # Runs in the thread that flushes (librdkafka serves delivery reports from flush/poll).
         if error is not None:
             self._errors.append(error)
 
-    def _watched_delivered(self, output: Output, error: KafkaError | None, message: Message) -> None:
-        # A delivery report carries partition and offset but not the headers (a copy's fan-out path).
-        if error is not None:
-            self._errors.append(error)
-        else:
-            stored = SourceMessage(
-                output.topic, message.partition(), message.offset(), output.key, output.value, output.headers or ()
-            )
-            self._stored.append(stored)
-
-    async def publish(self, outputs: Sequence[Output]) -> list[SourceMessage]:
-        """Send ``outputs`` and return once the broker acknowledged all of them, with the ones of
-        the watched topic as stored; raises ``PublishError`` for the first refused one (the batch
-        then fails and is replayed)."""
+    async def publish(self, outputs: Sequence[Output]) -> None:
+        """Send ``outputs`` and return once the broker acknowledged all of them; raises
+        ``PublishError`` for the first refused one (the batch then fails and is replayed)."""
         if not outputs:
-            return []
-        produce, delivered, watched = self.producer.produce, self._delivered, self.watched
+            return
+        produce, delivered = self.producer.produce, self._delivered
         for output in outputs:
-            on_delivery = delivered if output.topic != watched else partial(self._watched_delivered, output)
             while True:
                 try:
                     headers = list(output.headers) if output.headers else None
-                    produce(output.topic, output.value, output.key, headers=headers, on_delivery=on_delivery)
+                    produce(output.topic, output.value, output.key, headers=headers, on_delivery=delivered)
                     break
                 except BufferError:  # librdkafka's queue is full: let it drain, then go on
                     await asyncio.get_running_loop().run_in_executor(None, self.producer.poll, 0.05)
         remaining = await asyncio.get_running_loop().run_in_executor(None, self.producer.flush, DELIVERY_TIMEOUT)
         errors, self._errors = self._errors, []
-        stored, self._stored = self._stored, []
         if errors:
             raise PublishError(f"{len(errors)} of {len(outputs)} outputs refused, first: {errors[0].str()}")
         if remaining:
             raise PublishError(f"{remaining} outputs not acknowledged within {DELIVERY_TIMEOUT:.0f} s")
-        return stored
 
     async def stop(self) -> None:
         # Everything published was flushed already; a batch cut short is not committed either.
@@ -140,8 +111,8 @@ class LibrdkafkaPublisher:
             log.warning("output producer: %s", error)
 
 
-def create_publisher(kind: str, bootstrap_servers: str, app: Any, watched: str | None = None) -> Publisher:
-    """The publisher named by ``WorkerSettings.output_producer``, returning the outputs of ``watched`` as stored."""
+def create_publisher(kind: str, bootstrap_servers: str, app: Any) -> Publisher:
+    """The publisher named by ``WorkerSettings.output_producer``."""
     if kind == "faust":
-        return FaustPublisher(app, watched)
-    return LibrdkafkaPublisher(bootstrap_servers, watched)
+        return FaustPublisher(app)
+    return LibrdkafkaPublisher(bootstrap_servers)

@@ -13,7 +13,7 @@ from deploy.embedded import free_port
 from schemas.topics import TopicNames
 from streams.worker.agents import key_partition
 from streams.worker.outputs import LibrdkafkaPublisher, PublishError
-from streams.worker.processor import Output, SourceMessage
+from streams.worker.processor import Output
 from tests.stages import unique
 
 Record = tuple[int, bytes, bytes, list[tuple[str, bytes]] | None]
@@ -76,30 +76,3 @@ def test_an_output_the_broker_does_not_acknowledge_fails_the_batch() -> None:
     publisher = LibrdkafkaPublisher(f"127.0.0.1:{free_port()}", **{"message.timeout.ms": 500, "log_level": 0})
     with pytest.raises(PublishError, match="2 of 2 outputs refused"):
         asyncio.run(publisher.publish([Output("t.status-updates", b"k", b"v"), Output("t.sla-events", b"k", b"v")]))
-
-
-def test_publish_returns_the_watched_topics_outputs_as_a_consumer_reads_them(
-    bootstrap_servers: str, topics: TopicNames
-) -> None:
-    """What the fan-out loopback applies (streams/worker/loopback.py) must be the very message the
-    consumer reads later: same partition, offset, key, value and headers."""
-    path = (("parcelstream-fanout-path", b"ULD1,BAG1"),)
-    copies = [Output(topics.scans_fanout, f"LP{n:09d}CN".encode(), b"copy %d" % n, path) for n in range(30)]
-    others = [Output(topics.status_updates, b"LP000000001CN", b"update")]
-    publisher = LibrdkafkaPublisher(bootstrap_servers, watched=topics.scans_fanout)
-
-    async def publish() -> list[SourceMessage]:
-        stored = await publisher.publish(others + copies[:10])
-        stored += await publisher.publish(copies[10:])
-        await publisher.stop()
-        return stored
-
-    stored = asyncio.run(publish())
-    records = read_all(bootstrap_servers, topics.scans_fanout, 4)
-    offsets: dict[int, int] = {}
-    read = []
-    for partition, key, value, headers in records:  # a fresh topic: offsets count from 0 per partition
-        offset = offsets[partition] = offsets.get(partition, -1) + 1
-        read.append(SourceMessage(topics.scans_fanout, partition, offset, key, value, tuple(headers or ())))
-    assert sorted(stored, key=lambda m: (m.partition, m.offset)) == sorted(read, key=lambda m: (m.partition, m.offset))
-    assert len(stored) == len(copies)  # the status update is not watched

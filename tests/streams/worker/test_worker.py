@@ -106,16 +106,6 @@ def test_simulated_traffic_ends_in_the_true_final_states(
     assert worker.metric_total("parcelstream_scans_ingested_total") >= len(
         {r.value["event_id"] for r in sim.records if r.kind == "scan"}
     )
-    # One worker owns every partition: its fan-out copies were applied from the batch that published
-    # them, and each copy's own message skipped when read (applied once: the truth above holds).
-    looped = "parcelstream_fanout_loopback_copies_total"
-    assert worker.metric_total(looped, step="applied") > 0
-    wait_for(
-        lambda: worker.metric_total(looped, step="skipped") == worker.metric_total(looped, step="applied"),
-        30,
-        "every applied fan-out copy's message to be read and skipped",
-        [worker],
-    )
     assert worker.stop() == 0
 
 
