@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple, Protocol
 
@@ -100,7 +99,7 @@ MAX_SCANS_PER_PARCEL: Final = 500
 #: Encoded history bytes a parcel keeps at most: with its other fields, its stored value stays under
 #: the broker's record limit (1 MiB) even before compression, whatever the scans carry.
 MAX_HISTORY_BYTES: Final = 768 * 1024
-#: Codes whose first time the SLA rules read (``first_time``).
+#: Codes whose first time the SLA rules read (``first_seen``; ``streams.core.sla._milestone_times``).
 RULE_CODES: Final = ARRIVAL_CODES | DELIVERED_CODES | HANDOVER_CODES | CUSTOMS_CLEARED_CODES
 #: Codes whose first location names the route (``Parcel.route``).
 ROUTE_CODES: Final = frozenset({"LINEHAUL_DEPARTED", "LINEHAUL_ARRIVED", "LINEHAUL_UNLOADED"})
@@ -337,11 +336,6 @@ class Parcel:
     @property
     def open_sla(self) -> list[str]:
         return [f"{rule}:{kind}" for rule, (kind, _deadline) in sorted(self.sla_open.items())]
-
-    def first_time(self, codes: Collection[str]) -> int | None:
-        """Earliest event time among scans with one of ``codes`` (codes of RULE_CODES)."""
-        times = [seen for code in codes if (seen := self.first_seen.get(code)) is not None]
-        return min(times, default=None)
 
     def has_emitted(self, sla_event_id: str) -> bool:
         return sla_event_id[:EMITTED_ID_CHARS] in self.sla_emitted

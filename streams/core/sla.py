@@ -62,8 +62,8 @@ _MILESTONES_OF: Final = {
 
 
 def _milestone_times(first_seen: dict[str, int]) -> list[int | None]:
-    """``Parcel.first_time`` of each of ``_MILESTONES`` (None: not met), in one pass over the few
-    codes the parcel has seen instead of a look-up of every code of each set."""
+    """The earliest time the parcel saw a code of each of ``_MILESTONES`` (None: not met), in one
+    pass over the few codes it has seen instead of a look-up of every code of each set."""
     times: list[int | None] = [None] * len(_MILESTONES)
     for code, time_ms in first_seen.items():
         for index in _MILESTONES_OF.get(code, ()):
