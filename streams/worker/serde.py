@@ -67,13 +67,9 @@ _ZDICT_TEXT: Final = (
 )
 
 
-#: Avro long: zig-zag, then base-128 varint (table lookups instead of a loop).
-_long: Final = encode_long
-
-
 def _string(value: str) -> bytes:
     data = value.encode()
-    return _long(len(data)) + data
+    return encode_long(len(data)) + data
 
 
 def _varint(value: int) -> bytes:
@@ -217,16 +213,16 @@ class ParcelStateEncoder:
             fastavro.schemaless_writer(buffer, self._head, record)
         history = parcel.history
         if history.sizes:
-            buffer.write(_long(len(history.sizes)))
+            buffer.write(encode_long(len(history.sizes)))
             buffer.write(history.blob)
         buffer.write(b"\x00")
         open_sla = record["open_sla"]
         if open_sla:
-            buffer.write(_long(len(open_sla)))
+            buffer.write(encode_long(len(open_sla)))
             for item in open_sla:
                 buffer.write(_string(item))
         buffer.write(b"\x00")
-        buffer.write(_long(record["version"]))
+        buffer.write(encode_long(record["version"]))
         return buffer.getvalue()
 
 
