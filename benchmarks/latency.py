@@ -120,9 +120,9 @@ class LoadRun:
 
     def publish(self, kind: str, value: dict[str, Any]) -> None:
         value = restamped(kind, value, wall_ms())
-        if kind == "scan" and not value.get("tracking_number"):
-            self.unit_scan_ids.add(value["event_id"])
         if kind == "scan":
+            if not value["tracking_number"]:
+                self.unit_scan_ids.add(value["event_id"])
             topic, key, data = self.topics.scans, scan_key(value), self.encoder.encode("ScanEvent", value)
         else:
             topic, key, data = self.topics.manifests, value["handling_unit"], self.encoder.encode("Manifest", value)

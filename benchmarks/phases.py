@@ -281,8 +281,8 @@ def print_report(rows: list[dict[str, Any]]) -> None:
         print(
             f"\n== {row['rate']:g} records/s: event → ParcelState p50 {latency['p50_ms']:.0f} ms, "
             f"p95 {latency['p95_ms']:.0f}, p99 {latency['p99_ms']:.0f} ({latency['states']} states; p99 of the "
-            f"{latency.get('fanout_states', 0)} by fan-out {latency.get('fanout_p99_ms', float('nan')):.0f}, "
-            f"of the others {latency.get('direct_p99_ms', float('nan')):.0f}); "
+            f"{latency['fanout_states']} by fan-out {latency['fanout_p99_ms']:.0f}, "
+            f"of the others {latency['direct_p99_ms']:.0f}); "
             f"worker CPU {row['worker_cpu_ms_per_record']:.2f} ms a record\n   {found['batches']} batches "
             f"({found['batches_per_s']}/s), size p50 {found['batch_size'].get('p50', 0):.0f} "
             f"max {found['batch_size'].get('max', 0):.0f}, cycle p50 {found['batch_cycle_ms'].get('p50', 0):.0f} ms"

@@ -455,7 +455,7 @@ def print_table(outcomes: dict[str, Outcome], latency: list[dict[str, Any]], goa
                 str(row["published"]),
                 str(row["states"]),
                 *(f"{row[key]:,.0f}" for key in ("p50_ms", "p95_ms", "p99_ms")),
-                *(f"{row.get(key, float('nan')):,.0f}" for key in ("direct_p99_ms", "fanout_p99_ms")),
+                *(f"{row[key]:,.0f}" for key in ("direct_p99_ms", "fanout_p99_ms")),
                 "-" if versus is None else f"{versus:.3f}",
             )
         report_console.print(lat)
