@@ -40,14 +40,11 @@ from quixstreams.models.serializers import Serializer  # noqa: E402
 from benchmarks.contenders.common import Window, arguments, write_result  # noqa: E402
 from schemas.erasure import erased_key  # noqa: E402
 from schemas.topics import TopicNames  # noqa: E402
-from streams.core.clock import EventClock  # noqa: E402
 from streams.settings import WorkerSettings  # noqa: E402
 from streams.worker.deadlines import DeadlineHeap  # noqa: E402
-from streams.worker.estimates import PartitionEstimates  # noqa: E402
 from streams.worker.processor import (  # noqa: E402
     ERASED_PREFIX,
     UNIT_TIMER_PREFIX,
-    Guards,
     Headers,
     Processor,
     SourceMessage,
@@ -61,24 +58,6 @@ GC_THRESHOLDS = (50_000, 20, 100)
 ERASED_STATE = "erased"
 #: An output as Quix produces it: (topic, key, value or None, headers).
 QuixOutput = tuple[str, bytes, bytes | None, Headers]
-
-
-def worker_processor(settings: WorkerSettings, topics: TopicNames) -> Processor:
-    """The Processor as ``streams.worker.agents.StreamWorker`` builds it from its settings."""
-    return Processor(
-        topics,
-        settings.sla_rules(),
-        EventClock(settings.clock_speed, bounded=True),
-        guards=Guards(
-            max_fanout_depth=settings.max_fanout_depth,
-            max_future_ms=settings.max_future_ms,
-            max_age_ms=settings.max_age_ms,
-        ),
-        estimates=PartitionEstimates(settings.estimate_config()),
-        max_scans=settings.max_scans_per_parcel,
-        max_unit_members=settings.max_unit_members,
-        retention=settings.retention(),
-    )
 
 
 class KeyState:
@@ -140,7 +119,7 @@ class WorkerCore:
 
     def __init__(self, settings: WorkerSettings, outputs: TopicNames) -> None:
         self.outputs = outputs
-        self.processor = worker_processor(settings, outputs)
+        self.processor = Processor.from_settings(settings, outputs)
         # One Quix process owns every partition in this run, so decoded parcels stay valid between messages.
         self.warm = WarmCache(settings.state_cache_size)
         self.deadlines = DeadlineHeap()

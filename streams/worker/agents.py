@@ -41,7 +41,6 @@ from faust.streams import _current_event  # the current-event context Faust tabl
 from faust.types import TP, EventT, FutureMessage, Message
 
 from schemas.topics import DAY_MS, TopicNames, TopicSpec
-from streams.core.clock import EventClock
 from streams.settings import WorkerSettings
 from streams.worker import metrics
 from streams.worker.changelog import LibrdkafkaChangelog
@@ -52,7 +51,6 @@ from streams.worker.processor import (
     ERASED_PREFIX,
     UNIT_TIMER_PREFIX,
     Batch,
-    Guards,
     Headers,
     Output,
     Processor,
@@ -227,25 +225,10 @@ class StreamWorker:
         self.app = app
         self.settings = settings
         self.topics: TopicNames = settings.topics
-        self.rules = settings.sla_rules()
-        self.clock = EventClock(settings.clock_speed, bounded=True)
         self.estimates = PartitionEstimates(settings.estimate_config())
+        self.processor = Processor.from_settings(settings, estimates=self.estimates)
+        self.clock = self.processor.clock
         self.deadlines = DeadlineHeap()
-        guards = Guards(
-            max_fanout_depth=settings.max_fanout_depth,
-            max_future_ms=settings.max_future_ms,
-            max_age_ms=settings.max_age_ms,
-        )
-        self.processor = Processor(
-            self.topics,
-            self.rules,
-            self.clock,
-            guards=guards,
-            estimates=self.estimates,
-            max_scans=settings.max_scans_per_parcel,
-            max_unit_members=settings.max_unit_members,
-            retention=settings.retention(),
-        )
         self.warm = WarmCache(settings.state_cache_size)
         self.sla_due_name = sla_due_topic_name(settings)
         self._last_lag_refresh = 0.0

@@ -59,6 +59,7 @@ from streams.core.parcel import MAX_SCANS_PER_PARCEL, Parcel
 from streams.core.rules import Retention, SlaRules
 from streams.core.stages import StageObservations
 from streams.core.taxonomy import InvalidScanError
+from streams.settings import WorkerSettings
 from streams.worker import metrics
 from streams.worker.estimates import PartitionEstimates
 from streams.worker.serde import (
@@ -605,6 +606,27 @@ class Batch:
 
 
 class Processor:
+    @classmethod
+    def from_settings(
+        cls, settings: WorkerSettings, topics: TopicNames | None = None, *, estimates: PartitionEstimates | None = None
+    ) -> Processor:
+        """The processor of a worker with these settings (its SLA rules, bounded event clock, guards,
+        learned estimates, limits and retention); ``topics`` defaults to the settings' own."""
+        return cls(
+            topics or settings.topics,
+            settings.sla_rules(),
+            EventClock(settings.clock_speed, bounded=True),
+            guards=Guards(
+                max_fanout_depth=settings.max_fanout_depth,
+                max_future_ms=settings.max_future_ms,
+                max_age_ms=settings.max_age_ms,
+            ),
+            estimates=estimates or PartitionEstimates(settings.estimate_config()),
+            max_scans=settings.max_scans_per_parcel,
+            max_unit_members=settings.max_unit_members,
+            retention=settings.retention(),
+        )
+
     def __init__(
         self,
         topics: TopicNames,
