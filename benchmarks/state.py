@@ -23,11 +23,13 @@ commits' runs (``git worktree`` of each) compare in cost and prove identical out
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import json
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -48,6 +50,8 @@ from streams.worker.processor import Processor, SourceMessage, WarmCache
 
 HOUR = 3_600_000
 T0 = 1_767_225_600_000
+#: The wall clock of the core benchmark's batches: fixed, as dead letters carry it and the digest must not move.
+FIXED_WALL_MS = T0 + 400 * 24 * HOUR
 CODES = ("HUB_SORTED", "HUB_MISSORTED")
 LOCATION = {"code": "LGG-HUB-1", "kind": "facility", "country": "BE", "name": "Liège hub"}
 
@@ -166,20 +170,30 @@ def _core_inputs(dataset: Dataset, topics: TopicNames, partitions: int) -> list[
     return inputs
 
 
-def run_core(inputs: list[SourceMessage], partitions: int, batch_size: int) -> dict[str, Any]:
-    """One pass of ``inputs`` through the processor as the worker batches it; CPU seconds of the pass."""
-    topics = TopicNames("bench")
-    processor = Processor(
-        topics, SlaRules(), EventClock(1.0, bounded=True), estimates=PartitionEstimates(EstimateConfig())
-    )
+def run_core(
+    inputs: list[SourceMessage],
+    partitions: int,
+    batch_size: int,
+    processor: Processor | None = None,
+    wall_ms: int = FIXED_WALL_MS,
+) -> dict[str, Any]:
+    """One pass of ``inputs`` through the processor as the worker batches it; CPU seconds of the pass.
+    Without ``processor``: the core's defaults on the topics ``bench`` (what ``--core-scans`` compares)."""
+    if processor is None:
+        processor = Processor(
+            TopicNames("bench"),
+            SlaRules(),
+            EventClock(1.0, bounded=True),
+            estimates=PartitionEstimates(EstimateConfig()),
+        )
+    topics = processor.topics
     assert processor.estimates is not None
     parcels: dict[str, bytes] = {}
     units: dict[str, bytes] = {}
     outbox: dict[str, bytes] = {}
     warm = WarmCache(WorkerSettings.model_fields["state_cache_size"].default)
     digest = hashlib.sha256()
-    wall_ms = T0 + 400 * 24 * HOUR  # fixed: dead letters carry it, the digest must not move
-    pending, fanout_offset, handled = list(inputs), 0, 0
+    pending, fanout_offset, handled, state_updates = list(inputs), 0, 0, 0
     gc.collect()
     started = time.process_time()
     while pending:
@@ -198,6 +212,7 @@ def run_core(inputs: list[SourceMessage], partitions: int, batch_size: int) -> d
         copies = []
         for output in outputs:
             digest.update(b"%s|%s|%s|" % (output.topic.encode(), output.key or b"-", output.value or b"-"))
+            state_updates += output.topic == topics.parcel_state
             if output.topic == topics.scans_fanout:
                 fanout_offset += 1
                 partition = (murmur2(output.key or b"") & 0x7FFFFFFF) % partitions
@@ -211,10 +226,25 @@ def run_core(inputs: list[SourceMessage], partitions: int, batch_size: int) -> d
     stored = [len(value) for key, value in parcels.items() if not key.startswith("erased:")]
     return {
         "inputs": handled,
+        "state_updates": state_updates,
         "cpu_s": cpu_s,
         "stored_bytes_per_parcel": sum(stored) / max(1, len(stored)),
         "outputs_sha256": digest.hexdigest(),
     }
+
+
+@contextlib.contextmanager
+def worker_gc() -> Iterator[None]:
+    """The collector as the worker sets it (``streams.worker.app.tune_gc``), restored afterwards."""
+    gc.collect()
+    gc.freeze()  # as the worker: the start-up heap out of the collector's reach
+    thresholds = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 def measure_core(scans: int, seed: int, repeats: int, partitions: int = 4) -> dict[str, Any]:
@@ -222,15 +252,8 @@ def measure_core(scans: int, seed: int, repeats: int, partitions: int = 4) -> di
     dataset = build_dataset(scans, seed)
     inputs = _core_inputs(dataset, TopicNames("bench"), partitions)
     batch_size = WorkerSettings.model_fields["batch_size"].default
-    gc.collect()
-    gc.freeze()  # as the worker: the start-up heap out of the collector's reach
-    thresholds = gc.get_threshold()
-    gc.set_threshold(*GC_THRESHOLDS)
-    try:
+    with worker_gc():
         runs = [run_core(inputs, partitions, batch_size) for _ in range(repeats)]
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
     if len({run["outputs_sha256"] for run in runs}) != 1:
         raise RuntimeError("the core's outputs differ between runs of the same inputs")
     best = min(runs, key=lambda run: run["cpu_s"])

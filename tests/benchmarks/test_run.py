@@ -30,6 +30,7 @@ def test_quick_run_saves_positive_throughputs_and_the_ratio_keys(tmp_path: Path)
             str(output),
             "--only",
             "raw_confluent",
+            "core_only",
             "parcelstream_1w",
         ],
         cwd=REPO_ROOT,
@@ -42,7 +43,7 @@ def test_quick_run_saves_positive_throughputs_and_the_ratio_keys(tmp_path: Path)
     report = json.loads(output.read_text())
     assert report["dataset"]["scans"] == 2000
     contenders = report["contenders"]
-    assert set(contenders) == {"raw_confluent", "parcelstream_1w"}
+    assert set(contenders) == {"raw_confluent", "core_only", "parcelstream_1w"}
     for name, contender in contenders.items():
         assert contender["ok"], f"{name}: {contender['error']}"
         assert contender["scans_per_s"] > 0
@@ -59,3 +60,9 @@ def test_quick_run_saves_positive_throughputs_and_the_ratio_keys(tmp_path: Path)
     assert 0 < contenders["parcelstream_1w"]["state_bytes_per_parcel"] <= 3000
     assert report["targets"]["state_bytes_per_parcel"]["met"] is True
     assert "parcelstream_1w" in done.stdout
+    # The core alone read every record of the dataset and handled the fan-out copies it made besides.
+    records = report["dataset"]["scans"] + report["dataset"]["manifests"]
+    assert contenders["core_only"]["inputs"] > records
+    assert contenders["core_only"]["state_updates"] >= report["dataset"]["parcels"]
+    # Its ceilings are over raw aiokafka and Quix, neither run here.
+    assert report["ceilings"] == {"one_worker_vs_raw_aiokafka": None, "one_worker_vs_quix": None}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.run import Outcome, targets
+from benchmarks.run import Outcome, ceilings, targets
 
 DATASET_30K = {"seed": 7, "scans": 30000, "partitions": 4}
 
@@ -45,3 +45,17 @@ def test_what_the_run_did_not_measure_is_null() -> None:
     # No run of the 200k dataset was saved when the issue was filed: nothing to compare the RSS with.
     assert goals["one_worker_peak_rss_mb"]["threshold"] is None
     assert goals["one_worker_peak_rss_mb"]["met"] is None
+
+
+def test_the_ceilings_are_the_core_alone_over_the_targets_references() -> None:
+    outcomes = {
+        "raw_aiokafka": outcome("raw_aiokafka", 30_000),
+        "core_only": outcome("core_only", 2_100),
+        "parcelstream_1w": outcome("parcelstream_1w", 1_100),
+        "quix_streams": outcome("quix_streams", 1_000),
+    }
+
+    assert ceilings(outcomes) == {"one_worker_vs_raw_aiokafka": 0.07, "one_worker_vs_quix": 2.1}
+    # A failed or missing core run gives no ceiling.
+    outcomes["core_only"] = Outcome("core_only", error="exited with 1")
+    assert ceilings(outcomes) == {"one_worker_vs_raw_aiokafka": None, "one_worker_vs_quix": None}
