@@ -3,9 +3,17 @@ for the states that came by fan-out, whose tail alone can set the overall p99.""
 
 from __future__ import annotations
 
+import itertools
 import math
+import socket
+import uuid
 
+import pytest
+
+from benchmarks import latency
+from benchmarks.data import build_dataset
 from benchmarks.latency import latency_result
+from schemas.topics import TopicNames
 
 
 def test_one_unit_scans_members_set_the_overall_p99_and_are_reported_apart() -> None:
@@ -25,3 +33,35 @@ def test_a_window_without_unit_scans_has_no_fanout_percentile() -> None:
     assert result.fanout_states == 0
     assert math.isnan(result.fanout_p99_ms)
     assert result.direct_p99_ms == result.p99_ms == 30.0
+
+
+@pytest.mark.timeout(20)
+def test_the_load_run_reads_states_while_its_last_records_are_delivered(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A broker that never answers keeps every published record undelivered: a load run that waited
+    # for them in a blocking flush (30 s) would read no state meanwhile, and the states the worker
+    # published then would count the instrument's wait as their latency.
+    monkeypatch.setattr(latency, "FLUSH_SECONDS", 0.3)
+    monkeypatch.setattr(latency, "DRAIN_IDLE_SECONDS", 0.1)
+    pending_at_reads: list[int] = []
+
+    class Probe(latency.LoadRun):
+        def read(self, timeout: float) -> list[tuple[float, bool]]:
+            pending_at_reads.append(len(self.producer))
+            return super().read(timeout)
+
+    load = Probe(f"127.0.0.1:{unused_port()}", TopicNames(f"latency-{uuid.uuid4().hex[:8]}"), 1)
+    record = next(record for record in build_dataset(20, seed=7).values if record[0] == "scan")
+    try:
+        result = load.run(itertools.repeat(record), rate=1000.0, seconds=0.02)
+    finally:
+        load.producer.purge()
+        load.consumer.close()
+
+    assert result.published > 0
+    assert pending_at_reads and pending_at_reads[-1] > 0  # still undelivered, and read meanwhile
+
+
+def unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
