@@ -6,14 +6,20 @@ from __future__ import annotations
 import itertools
 import math
 import socket
+import time
 import uuid
+from collections.abc import Callable
 
 import pytest
+from confluent_kafka import Producer
 
 from benchmarks import latency
 from benchmarks.data import build_dataset
 from benchmarks.latency import latency_result
+from schemas.codec import default_codec
+from schemas.kafka_clients import producer_config
 from schemas.topics import TopicNames
+from tests.consumers.helpers import parcel_state
 
 
 def test_one_unit_scans_members_set_the_overall_p99_and_are_reported_apart() -> None:
@@ -65,3 +71,29 @@ def unused_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(30)
+def test_a_read_returns_when_a_state_arrives_not_when_its_wait_ends(
+    bootstrap_servers: str, topics_factory: Callable[..., TopicNames]
+) -> None:
+    # consume(5000, timeout) waits out the timeout unless 5000 records came: the load run's drain,
+    # reading with a 0.5 s wait, then held the states of a step's last half second for up to 0.5 s.
+    topics = topics_factory(partitions=1)
+    load = latency.LoadRun(bootstrap_servers, topics, 1)
+    try:
+        assert load.read(0.5) == []  # the consumer is at the topic's end
+        state = parcel_state("LX000000001BE", 1)
+        producer = Producer(producer_config(bootstrap_servers))
+        producer.produce(topics.parcel_state, key=b"LX000000001BE", value=default_codec().encode("ParcelState", state))
+        assert producer.flush(10) == 0
+
+        started = time.monotonic()
+        read = load.read(60.0)
+        waited = time.monotonic() - started
+    finally:
+        load.close()
+
+    assert len(read) == 1 and read[0][1] is False
+    assert waited < 20.0  # returned with the state (the broker holds an empty fetch 10 ms), not after 60 s
