@@ -621,7 +621,8 @@ class Processor:
                 max_future_ms=settings.max_future_ms,
                 max_age_ms=settings.max_age_ms,
             ),
-            estimates=estimates or PartitionEstimates(settings.estimate_config()),
+            # The caller's learners when given (the worker restores them): an empty one is still the one.
+            estimates=estimates if estimates is not None else PartitionEstimates(settings.estimate_config()),
             max_scans=settings.max_scans_per_parcel,
             max_unit_members=settings.max_unit_members,
             retention=settings.retention(),

@@ -13,6 +13,8 @@ from schemas.codec import default_codec
 from schemas.topics import TopicNames
 from streams.core.clock import EventClock
 from streams.core.rules import SlaRules
+from streams.settings import WorkerSettings
+from streams.worker.estimates import PartitionEstimates
 from streams.worker.processor import (
     MAX_VALUE_BYTES,
     Output,
@@ -467,3 +469,19 @@ def test_an_erase_command_removes_the_parcel_publishes_a_tombstone_and_refuses_i
     batch.add_sla_due(marker_key, 0, 0, str(due))
     batch.write_state(tables.parcels, tables.units)
     assert tables.parcels == {} and batch.deadlines() == [(timer_key, None)]
+
+
+def test_a_processor_from_settings_takes_the_workers_limits_and_the_learners_it_is_given() -> None:
+    settings = WorkerSettings(topic_prefix="t-from-settings", max_scans_per_parcel=7, max_unit_members=3)
+    learners = PartitionEstimates(settings.estimate_config())
+
+    processor = Processor.from_settings(settings, estimates=learners)
+
+    assert processor.topics == settings.topics
+    assert processor.estimates is learners  # the worker restores these after an assignment
+    assert (processor.max_scans, processor.max_unit_members) == (7, 3)
+    assert processor.retention == settings.retention()
+    assert processor.guards.max_fanout_depth == settings.max_fanout_depth
+    # Without learners it makes its own, and other topics when asked.
+    alone = Processor.from_settings(settings, TOPICS)
+    assert alone.topics == TOPICS and alone.estimates is not None and alone.estimates is not learners
